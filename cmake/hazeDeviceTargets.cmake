@@ -1,0 +1,27 @@
+# Defines the Device backend's two usage targets, here and in installed
+# packages alike (they depend on where this machine keeps CCCL and cuBLAS, so
+# they are computed when configuring, not exported):
+#   haze::device_omp   Thrust's OpenMP device system on the host, any C++ compiler
+#   haze::device_cuda  the CUDA system: link it from .cu sources built by nvcc
+# Both use the CCCL (Thrust, CUB, libcu++) shipped with the CUDA toolkit, so
+# one Thrust version is tested. HAZE_IMPORTED_SCOPE may be GLOBAL.
+
+find_package(CUDAToolkit QUIET)
+find_path(HAZE_CCCL_INCLUDE_DIR thrust/version.h
+          HINTS ${CUDAToolkit_INCLUDE_DIRS}/cccl ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include/cccl
+          NO_DEFAULT_PATH)
+
+if(HAZE_CCCL_INCLUDE_DIR AND TARGET OpenMP::OpenMP_CXX AND NOT TARGET haze::device_omp)
+  add_library(haze::device_omp INTERFACE IMPORTED ${HAZE_IMPORTED_SCOPE})
+  set_target_properties(haze::device_omp PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES ${HAZE_CCCL_INCLUDE_DIR}
+    INTERFACE_COMPILE_DEFINITIONS THRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_OMP
+    INTERFACE_LINK_LIBRARIES "haze::haze;OpenMP::OpenMP_CXX")
+endif()
+
+if(HAZE_CCCL_INCLUDE_DIR AND TARGET CUDA::cublas AND NOT TARGET haze::device_cuda)
+  add_library(haze::device_cuda INTERFACE IMPORTED ${HAZE_IMPORTED_SCOPE})
+  set_target_properties(haze::device_cuda PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES ${HAZE_CCCL_INCLUDE_DIR}
+    INTERFACE_LINK_LIBRARIES "haze::haze;CUDA::cublas;CUDA::cudart")
+endif()

@@ -1,0 +1,2 @@
+// parity_report built by nvcc for the CUDA system.
+#include "parity_report.cpp"

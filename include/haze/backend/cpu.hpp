@@ -1,0 +1,146 @@
+#pragma once
+// backend::Cpu: the reference backend. Plain loops and Eigen maps over host
+// memory, OpenMP-parallel where the work is large enough to pay for it. It
+// shares no code with backend::Device beyond the functors both run, so the
+// parity tests between them compare two independent implementations.
+
+// In an nvcc translation unit Eigen stays host code: the Cpu backend never
+// runs on the GPU, and Eigen's own CUDA support only adds warnings.
+#if defined(__CUDACC__) && !defined(EIGEN_NO_CUDA)
+#define EIGEN_NO_CUDA
+#endif
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string_view>
+
+#include "haze/core/backend_concept.hpp"
+#include "haze/core/dtype.hpp"
+#include "haze/core/generator.hpp"
+#include "haze/backend/memory_stats.hpp"
+
+namespace haze::backend {
+
+struct Cpu {
+  static constexpr std::string_view name = "cpu";
+
+  // Loops shorter than this run on one thread: below it the OpenMP fork/join
+  // (a few microseconds) costs more than the loop.
+  static constexpr int64_t parallel_threshold = 1 << 15;
+
+  // ---- memory ------------------------------------------------------------
+  static constexpr std::align_val_t alignment{64};  // a cache line; enough for AVX-512 loads
+
+  template <class T>
+  static T* allocate(int64_t n) {
+    memory_stats<Cpu>().record_allocation(n * static_cast<int64_t>(sizeof(T)));
+    return static_cast<T*>(::operator new(static_cast<size_t>(n) * sizeof(T), alignment));
+  }
+  template <class T>
+  static void deallocate(T* p, int64_t n) {
+    memory_stats<Cpu>().record_release(n * static_cast<int64_t>(sizeof(T)));
+    ::operator delete(p, alignment);
+  }
+  template <class T>
+  static void copy_from_host(T* dst, const T* src, int64_t n) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+  }
+  template <class T>
+  static void copy_to_host(T* dst, const T* src, int64_t n) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+  }
+  template <class T>
+  static void copy(T* dst, const T* src, int64_t n) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+  }
+  template <class T>
+  static void fill(T* p, int64_t n, T value) {
+    std::fill(p, p + n, value);
+  }
+
+  // ---- parallel loop -----------------------------------------------------
+  template <class F>
+  static void for_each_index(int64_t n, F f) {
+#pragma omp parallel for schedule(static) if (n >= parallel_threshold)
+    for (int64_t i = 0; i < n; ++i) f(i);
+  }
+
+  // ---- BLAS-1 ------------------------------------------------------------
+  template <class T>
+  using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  template <class T>
+  using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+  template <class T>
+  static void axpy(int64_t n, T alpha, const T* x, T* y) {  // y += alpha x
+    Vec<T>(y, n) += alpha * ConstVec<T>(x, n);
+  }
+  template <class T>
+  static void scale(int64_t n, T alpha, T* x) {  // x *= alpha
+    Vec<T>(x, n) *= alpha;
+  }
+
+  // ---- reductions --------------------------------------------------------
+  template <class T>
+  static Accumulator sum(const T* x, int64_t n) {
+    return ConstVec<T>(x, n).template cast<Accumulator>().sum();
+  }
+
+  // Views x as [outer, mid, inner] and writes
+  //   out[m] = sum over (o, i) of f(x[o, m, i], m)  +  beta out[m],
+  // accumulated in double; beta == 0 never reads out. Covers per-row sums (outer = 1),
+  // per-column sums (inner = 1), per-channel sums of NCHW (N, C, H*W) and
+  // per-group statistics (1, N*G, C/G*H*W).
+  template <class T, class F>
+  static void sum_axes(const T* x, int64_t outer, int64_t mid, int64_t inner, F f, T beta, T* out) {
+    const auto body = [&](int64_t m) {
+      Accumulator acc = 0;
+      for (int64_t o = 0; o < outer; ++o) {
+        const T* row = x + (o * mid + m) * inner;
+        for (int64_t i = 0; i < inner; ++i) acc += f(row[i], m);
+      }
+      out[m] = beta == T(0) ? static_cast<T>(acc) : static_cast<T>(acc + static_cast<Accumulator>(beta) * out[m]);
+    };
+#pragma omp parallel for schedule(static) if (outer * mid * inner >= parallel_threshold && mid > 1)
+    for (int64_t m = 0; m < mid; ++m) body(m);
+  }
+
+  // ---- GEMM --------------------------------------------------------------
+  // Row-major C[b] = alpha op(A[b]) op(B[b]) + beta C[b] for b < batch, with
+  // element strides between batch members (stride 0 broadcasts an operand).
+  // op(A) is M x K, op(B) is K x N; lda/ldb/ldc are row pitches as stored.
+  // beta == 0 never reads C, so C may hold garbage.
+  template <class T>
+  static void gemm(Transpose trans_a, Transpose trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                   const T* A, int64_t lda, int64_t stride_a, const T* Bm, int64_t ldb, int64_t stride_b,
+                   T beta, T* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+    using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using ConstMap = Eigen::Map<const Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+    using Map = Eigen::Map<Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+    const bool ta = trans_a == Transpose::Yes, tb = trans_b == Transpose::Yes;
+    for (int64_t b = 0; b < batch; ++b) {
+      ConstMap a(A + b * stride_a, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
+      ConstMap bm(Bm + b * stride_b, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
+      Map c(C + b * stride_c, M, N, Eigen::OuterStride<>(ldc));
+      if (beta == T(0)) c.setZero();
+      else if (beta != T(1)) c *= beta;
+      if (ta && tb) c.noalias() += alpha * a.transpose() * bm.transpose();
+      else if (ta) c.noalias() += alpha * a.transpose() * bm;
+      else if (tb) c.noalias() += alpha * a * bm.transpose();
+      else c.noalias() += alpha * a * bm;
+    }
+  }
+
+  // ---- random ------------------------------------------------------------
+  template <class T>
+  static void randn(T* out, int64_t n, uint64_t seed, uint64_t offset) {
+    const philox::NormalFill<T> fill_block{out, n, seed, offset};
+    const int64_t blocks = philox::blocks_for(n);
+#pragma omp parallel for schedule(static) if (n >= parallel_threshold)
+    for (int64_t b = 0; b < blocks; ++b) fill_block(b);
+  }
+};
+
+}  // namespace haze::backend

@@ -1,0 +1,43 @@
+#pragma once
+// Device memory for the CUDA build: CUB's caching allocator keeps freed blocks
+// in size bins and hands them out again, so tensors created every step cost
+// no cudaMalloc/cudaFree after warm-up. Thrust's temporary storage (reduce,
+// reduce_by_key) goes through the same cache via ThrustCachingAllocator.
+
+#include <cub/util_allocator.cuh>
+#include <cstddef>
+
+#include "haze/backend/cuda/check.hpp"
+
+namespace haze::backend::cuda {
+
+inline cub::CachingDeviceAllocator& caching_allocator() {
+  // Never destroyed: freeing at static-destruction time can run after the
+  // CUDA context is gone. The process exit releases the memory.
+  static auto* allocator = new cub::CachingDeviceAllocator(/*bin_growth=*/2, /*min_bin=*/6,
+                                                           /*max_bin=*/28, /*max_cached_bytes=*/size_t(4) << 30,
+                                                           /*skip_cleanup=*/true);
+  return *allocator;
+}
+
+inline void* device_allocate(size_t bytes) {
+  void* p = nullptr;
+  HAZE_CUDA_CHECK(caching_allocator().DeviceAllocate(&p, bytes));
+  return p;
+}
+
+inline void device_release(void* p) { caching_allocator().DeviceFree(p); }
+
+// The allocator interface Thrust execution policies accept for temporaries.
+struct ThrustCachingAllocator {
+  using value_type = char;
+  char* allocate(std::ptrdiff_t bytes) { return static_cast<char*>(device_allocate(static_cast<size_t>(bytes))); }
+  void deallocate(char* p, size_t) { device_release(p); }
+};
+
+inline ThrustCachingAllocator& thrust_allocator() {
+  static ThrustCachingAllocator allocator;
+  return allocator;
+}
+
+}  // namespace haze::backend::cuda

@@ -1,0 +1,261 @@
+#pragma once
+// backend::Device: the primitive set written once with Thrust algorithms and
+// HAZE_HD functors over index ranges. Built two ways from these sources:
+//  - nvcc, THRUST_DEVICE_SYSTEM = CUDA: runs on an NVIDIA GPU; storage from
+//    CUB's caching allocator, GEMM on cuBLAS;
+//  - a host compiler with -DTHRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_OMP:
+//    the same algorithms run on the CPU through Thrust's OpenMP system, so the
+//    device path is built and tested on machines without a GPU.
+// CUDA-only pieces (CUB, cuBLAS, cudaMemcpy) sit behind HAZE_DEVICE_IS_CUDA,
+// each with a Thrust twin. Never link translation units that include this
+// header with different THRUST_DEVICE_SYSTEM values into one program.
+
+#include <thrust/detail/config.h>
+
+#if !defined(__CUDACC__) && (THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA)
+#error "haze/backend/device.hpp needs a device system: compile with nvcc, or define THRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_OMP (the CMake target haze::device_omp does) to run it on the host"
+#endif
+
+#include <thrust/copy.h>
+#include <thrust/execution_policy.h>
+#include <thrust/fill.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/discard_iterator.h>
+#include <thrust/iterator/transform_iterator.h>
+#include <thrust/reduce.h>
+#include <thrust/transform_reduce.h>
+
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string_view>
+
+#include "haze/backend/memory_stats.hpp"
+#include "haze/core/backend_concept.hpp"
+#include "haze/core/dtype.hpp"
+#include "haze/core/generator.hpp"
+#include "haze/core/macros.hpp"
+
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+#define HAZE_DEVICE_IS_CUDA 1
+#include "haze/backend/cuda/caching_allocator.hpp"
+#include "haze/backend/cuda/cublas_gemm.hpp"
+#else
+#define HAZE_DEVICE_IS_CUDA 0
+#endif
+
+namespace haze::backend {
+
+namespace device_detail {
+
+struct AddAccumulators {
+  HAZE_HD Accumulator operator()(Accumulator a, Accumulator b) const { return a + b; }
+};
+
+template <class T>
+struct ToAccumulator {
+  HAZE_HD Accumulator operator()(T v) const { return static_cast<Accumulator>(v); }
+};
+
+template <class T>
+struct Axpy {
+  T alpha;
+  const T* x;
+  T* y;
+  HAZE_HD void operator()(int64_t i) const { y[i] += alpha * x[i]; }
+};
+
+template <class T>
+struct Scale {
+  T alpha;
+  T* x;
+  HAZE_HD void operator()(int64_t i) const { x[i] *= alpha; }
+};
+
+// Segment id of flat index i when x is cut into rows of `inner` elements.
+struct SegmentOf {
+  int64_t inner;
+  HAZE_HD int64_t operator()(int64_t i) const { return i / inner; }
+};
+
+// The term f(x[i], m) that flat index i contributes, m being its mid index.
+template <class T, class F>
+struct SegmentTerm {
+  const T* x;
+  int64_t mid;
+  int64_t inner;
+  F f;
+  HAZE_HD Accumulator operator()(int64_t i) const { return f(x[i], (i / inner) % mid); }
+};
+
+// out[m] = sum over o of partial[o, m] + beta out[m].
+template <class T>
+struct SumOverOuter {
+  const Accumulator* partial;
+  int64_t outer;
+  int64_t mid;
+  T beta;
+  T* out;
+  HAZE_HD void operator()(int64_t m) const {
+    Accumulator acc = 0;
+    for (int64_t o = 0; o < outer; ++o) acc += partial[o * mid + m];
+    out[m] = beta == T(0) ? static_cast<T>(acc) : static_cast<T>(acc + static_cast<Accumulator>(beta) * out[m]);
+  }
+};
+
+// One output element of a row-major batched GEMM, as a dot product: the
+// Thrust twin of cuBLAS, used when the device system is not CUDA.
+template <class T>
+struct GemmEntry {
+  bool ta, tb;
+  int64_t M, N, K;
+  T alpha;
+  const T* A;
+  int64_t lda, stride_a;
+  const T* B;
+  int64_t ldb, stride_b;
+  T beta;
+  T* C;
+  int64_t ldc, stride_c;
+
+  HAZE_HD void operator()(int64_t index) const {
+    const int64_t b = index / (M * N);
+    const int64_t i = (index / N) % M;
+    const int64_t j = index % N;
+    const T* a = A + b * stride_a;
+    const T* bm = B + b * stride_b;
+    Accumulator dot = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const T a_ik = ta ? a[k * lda + i] : a[i * lda + k];
+      const T b_kj = tb ? bm[j * ldb + k] : bm[k * ldb + j];
+      dot += static_cast<Accumulator>(a_ik) * static_cast<Accumulator>(b_kj);
+    }
+    T& c = C[b * stride_c + i * ldc + j];
+    const T scaled = alpha * static_cast<T>(dot);
+    c = beta == T(0) ? scaled : beta * c + scaled;  // beta == 0 never reads C
+  }
+};
+
+}  // namespace device_detail
+
+struct Device {
+  static constexpr std::string_view name = HAZE_DEVICE_IS_CUDA ? "device(cuda)" : "device(omp)";
+  static constexpr bool is_cuda = HAZE_DEVICE_IS_CUDA;
+
+  // Execution policy for every Thrust call; on CUDA its temporaries come
+  // from the caching allocator.
+  static auto policy() {
+#if HAZE_DEVICE_IS_CUDA
+    return thrust::cuda::par(cuda::thrust_allocator());
+#else
+    return thrust::device;
+#endif
+  }
+
+  // ---- memory ------------------------------------------------------------
+  template <class T>
+  static T* allocate(int64_t n) {
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    memory_stats<Device>().record_allocation(static_cast<int64_t>(bytes));
+#if HAZE_DEVICE_IS_CUDA
+    return static_cast<T*>(cuda::device_allocate(bytes));
+#else
+    return static_cast<T*>(::operator new(bytes, std::align_val_t{64}));
+#endif
+  }
+  template <class T>
+  static void deallocate(T* p, int64_t n) {
+    memory_stats<Device>().record_release(n * static_cast<int64_t>(sizeof(T)));
+#if HAZE_DEVICE_IS_CUDA
+    cuda::device_release(p);
+#else
+    ::operator delete(p, std::align_val_t{64});
+#endif
+  }
+  template <class T>
+  static void copy_from_host(T* dst, const T* src, int64_t n) {
+#if HAZE_DEVICE_IS_CUDA
+    HAZE_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyHostToDevice));
+#else
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+#endif
+  }
+  template <class T>
+  static void copy_to_host(T* dst, const T* src, int64_t n) {
+#if HAZE_DEVICE_IS_CUDA
+    HAZE_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyDeviceToHost));
+#else
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+#endif
+  }
+  template <class T>
+  static void copy(T* dst, const T* src, int64_t n) {
+    thrust::copy_n(policy(), src, n, dst);
+  }
+  template <class T>
+  static void fill(T* p, int64_t n, T value) {
+    thrust::fill_n(policy(), p, n, value);
+  }
+
+  // ---- parallel loop -----------------------------------------------------
+  template <class F>
+  static void for_each_index(int64_t n, F f) {
+    thrust::for_each_n(policy(), thrust::counting_iterator<int64_t>(0), n, f);
+  }
+
+  // ---- BLAS-1 ------------------------------------------------------------
+  template <class T>
+  static void axpy(int64_t n, T alpha, const T* x, T* y) {
+    for_each_index(n, device_detail::Axpy<T>{alpha, x, y});
+  }
+  template <class T>
+  static void scale(int64_t n, T alpha, T* x) {
+    for_each_index(n, device_detail::Scale<T>{alpha, x});
+  }
+
+  // ---- reductions --------------------------------------------------------
+  template <class T>
+  static Accumulator sum(const T* x, int64_t n) {
+    return thrust::transform_reduce(policy(), x, x + n, device_detail::ToAccumulator<T>{}, Accumulator(0),
+                                    device_detail::AddAccumulators{});
+  }
+
+  // Same contract as Cpu::sum_axes. Two passes: reduce_by_key over the
+  // outer*mid contiguous rows of `inner` elements, then a sum over outer.
+  template <class T, class F>
+  static void sum_axes(const T* x, int64_t outer, int64_t mid, int64_t inner, F f, T beta, T* out) {
+    const int64_t segments = outer * mid;
+    Accumulator* partial = allocate<Accumulator>(segments);
+    const auto index = thrust::counting_iterator<int64_t>(0);
+    const auto keys = thrust::make_transform_iterator(index, device_detail::SegmentOf{inner});
+    const auto terms = thrust::make_transform_iterator(index, device_detail::SegmentTerm<T, F>{x, mid, inner, f});
+    thrust::reduce_by_key(policy(), keys, keys + segments * inner, terms, thrust::make_discard_iterator(),
+                          partial);
+    for_each_index(mid, device_detail::SumOverOuter<T>{partial, outer, mid, beta, out});
+    deallocate(partial, segments);
+  }
+
+  // ---- GEMM (same contract as Cpu::gemm) ---------------------------------
+  template <class T>
+  static void gemm(Transpose trans_a, Transpose trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                   const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b,
+                   T beta, T* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+#if HAZE_DEVICE_IS_CUDA
+    cuda::gemm_strided_batched(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
+                               ldc, stride_c, batch);
+#else
+    for_each_index(batch * M * N,
+                   device_detail::GemmEntry<T>{trans_a == Transpose::Yes, trans_b == Transpose::Yes, M, N, K, alpha,
+                                               A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c});
+#endif
+  }
+
+  // ---- random ------------------------------------------------------------
+  template <class T>
+  static void randn(T* out, int64_t n, uint64_t seed, uint64_t offset) {
+    for_each_index(philox::blocks_for(n), philox::NormalFill<T>{out, n, seed, offset});
+  }
+};
+
+}  // namespace haze::backend

@@ -1,0 +1,35 @@
+#pragma once
+// What a backend is: a tag type whose static functions are the primitive set
+// every higher op is written against (memory, a parallel loop over an index
+// range, a few reductions, GEMM, Philox normals). Backends are chosen at
+// compile time; Tensor<T, B> only ever talks to B through this set.
+
+#include <concepts>
+#include <cstdint>
+#include <string_view>
+
+namespace haze {
+
+enum class Transpose : bool { No = false, Yes = true };
+
+namespace detail {
+struct ProbeIndexFunctor {
+  void operator()(int64_t) const {}
+};
+}  // namespace detail
+
+template <class B>
+concept Backend = requires(float* p, const float* cp, int64_t n, uint64_t u) {
+  { B::name } -> std::convertible_to<std::string_view>;
+  { B::template allocate<float>(n) } -> std::same_as<float*>;
+  B::template deallocate<float>(p, n);
+  B::template copy_from_host<float>(p, cp, n);
+  B::template copy_to_host<float>(p, cp, n);
+  B::template copy<float>(p, cp, n);
+  B::template fill<float>(p, n, 0.0f);
+  B::for_each_index(n, detail::ProbeIndexFunctor{});
+  { B::template sum<float>(cp, n) } -> std::same_as<double>;
+  B::template randn<float>(p, n, u, u);
+};
+
+}  // namespace haze

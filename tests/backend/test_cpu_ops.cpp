@@ -1,0 +1,271 @@
+// Every Cpu primitive, in float and double, against naive loops in long
+// double. Tolerances are stated where they are used, with the reason.
+#include <haze/haze.hpp>
+
+#include <cmath>
+
+#include "test_support.hpp"
+
+using haze::Shape;
+using haze::Transpose;
+using haze::backend::Cpu;
+using haze::test::sentinel;
+using haze::test::uniform;
+
+namespace {
+
+template <class T>
+using Tensor = haze::Tensor<T, Cpu>;
+
+template <class T>
+Tensor<T> random_tensor(Shape shape, uint64_t seed) {
+  return Tensor<T>::from_host(shape, uniform<T>(shape.numel(), seed));
+}
+
+template <class T>
+Tensor<T> sentinel_tensor(Shape shape) {
+  return Tensor<T>::full(shape, sentinel<T>());
+}
+
+template <class T>
+constexpr double eps() {
+  return std::numeric_limits<T>::epsilon();
+}
+
+struct FusedMultiplyAdd {  // a three-input map: a * b + c
+  template <class T>
+  HAZE_HD T operator()(T a, T b, T c) const { return a * b + c; }
+};
+
+struct Halve {
+  template <class T>
+  HAZE_HD T operator()(T a) const { return a / T(2); }
+};
+
+struct IndexSquared {
+  HAZE_HD double operator()(int64_t i) const { return double(i) * double(i); }
+};
+
+}  // namespace
+
+// Sizes: small, odd, and past Cpu::parallel_threshold so the OpenMP path runs.
+static const int64_t kSizes[] = {1, 7, 1000, 70001};
+
+TEMPLATE_TEST_CASE("Cpu elementwise ops match naive loops exactly", "[cpu][elementwise]", float, double) {
+  using T = TestType;
+  for (int64_t n : kSizes) {
+    CAPTURE(n);
+    const auto a = random_tensor<T>({n}, 1), b = random_tensor<T>({n}, 2), c = random_tensor<T>({n}, 3);
+    const auto ha = a.to_host(), hb = b.to_host(), hc = c.to_host();
+    // One IEEE operation per element on both sides: results are bit-identical.
+    auto out = sentinel_tensor<T>({n});
+    haze::ops::add(a, b, out);
+    auto ho = out.to_host();
+    for (int64_t i = 0; i < n; ++i) REQUIRE(ho[i] == T(ha[i] + hb[i]));
+    haze::ops::sub(a, b, out);
+    ho = out.to_host();
+    for (int64_t i = 0; i < n; ++i) REQUIRE(ho[i] == T(ha[i] - hb[i]));
+    haze::ops::mul(a, b, out);
+    ho = out.to_host();
+    for (int64_t i = 0; i < n; ++i) REQUIRE(ho[i] == T(ha[i] * hb[i]));
+
+    haze::ops::map(out, Halve{}, a);
+    ho = out.to_host();
+    for (int64_t i = 0; i < n; ++i) REQUIRE(ho[i] == ha[i] / T(2));
+    haze::ops::map(out, FusedMultiplyAdd{}, a, b, c);
+    ho = out.to_host();
+    for (int64_t i = 0; i < n; ++i) REQUIRE(ho[i] == T(T(ha[i] * hb[i]) + hc[i]));
+
+    auto indexed = sentinel_tensor<T>({n});
+    haze::ops::map_index(indexed, IndexSquared{});
+    ho = indexed.to_host();
+    for (int64_t i = 0; i < n; ++i) REQUIRE(ho[i] == T(double(i) * double(i)));
+
+    // axpy and scale go through Eigen's vectorised kernels: still one
+    // multiply and one add per element, so exact.
+    auto y = b.clone();
+    haze::ops::axpy(T(0.75), a, y);
+    ho = y.to_host();
+    for (int64_t i = 0; i < n; ++i) REQUIRE(ho[i] == T(hb[i] + T(T(0.75) * ha[i])));
+    haze::ops::scale(y, T(-3));
+    const auto hy = y.to_host();
+    for (int64_t i = 0; i < n; ++i) REQUIRE(hy[i] == T(ho[i] * T(-3)));
+
+    haze::ops::fill(out, T(2.5));
+    CHECK(out.to_host() == std::vector<T>(n, T(2.5)));
+    haze::ops::copy(a, out);
+    CHECK(out.to_host() == ha);
+  }
+}
+
+TEMPLATE_TEST_CASE("Cpu ops allow the output to alias an input", "[cpu][elementwise]", float, double) {
+  using T = TestType;
+  auto a = random_tensor<T>({100}, 4);
+  const auto before = a.to_host();
+  haze::ops::add(a, a, a);
+  const auto after = a.to_host();
+  for (size_t i = 0; i < before.size(); ++i) REQUIRE(after[i] == before[i] + before[i]);
+}
+
+TEMPLATE_TEST_CASE("Cpu sum and sum_axes match naive loops", "[cpu][reduce]", float, double) {
+  using T = TestType;
+  // haze accumulates in double, the reference in long double: the gap is the
+  // double accumulator's error, at most n 2^-53 sum|x| (Higham), plus the
+  // final rounding to T.
+  SECTION("whole tensor") {
+    for (int64_t n : kSizes) {
+      const auto x = random_tensor<T>({n}, 5);
+      long double ref = 0, abs_sum = 0;
+      for (T v : x.to_host()) ref += v, abs_sum += std::abs(v);
+      CHECK(std::abs(haze::ops::sum(x) - double(ref)) <= n * 0x1p-52 * double(abs_sum));
+    }
+  }
+  SECTION("every [outer, mid, inner] view, with transforms and beta") {
+    const int64_t views[][3] = {{1, 1, 1}, {1, 5, 7}, {4, 3, 1}, {3, 4, 5}, {2, 64, 1024}, {70000, 2, 1}};
+    for (const auto& v : views) {
+      const int64_t outer = v[0], mid = v[1], inner = v[2];
+      CAPTURE(outer, mid, inner);
+      const auto x = random_tensor<T>({outer * mid * inner}, 6);
+      const auto hx = x.to_host();
+      const auto previous = uniform<T>(mid, 7);
+      for (int variant = 0; variant < 3; ++variant) {
+        CAPTURE(variant);
+        auto out = variant == 2 ? Tensor<T>::from_host({mid}, previous) : sentinel_tensor<T>({mid});
+        if (variant == 0) haze::ops::sum_axes(x, outer, mid, inner, out);
+        if (variant == 1) haze::ops::sum_axes(x, outer, mid, inner, out, haze::ops::Square{});
+        if (variant == 2) haze::ops::sum_axes(x, outer, mid, inner, out, haze::ops::Identity{}, T(0.5));
+        const auto got = out.to_host();
+        for (int64_t m = 0; m < mid; ++m) {
+          long double ref = 0, abs_sum = 0;
+          for (int64_t o = 0; o < outer; ++o)
+            for (int64_t i = 0; i < inner; ++i) {
+              const long double value = hx[(o * mid + m) * inner + i];
+              const long double term = variant == 1 ? value * value : value;
+              ref += term;
+              abs_sum += std::abs(term);
+            }
+          if (variant == 2) ref += 0.5L * previous[m], abs_sum += std::abs(0.5L * previous[m]);
+          // The double accumulator's own error (count 2^-53 sum|terms|) plus
+          // the final rounding to T (eps(T) |ref|, half an ulp with margin).
+          const double count = double(outer * inner + 1);
+          REQUIRE(std::abs(got[m] - double(ref)) <=
+                  eps<T>() * std::abs(double(ref)) + count * 0x1p-53 * double(abs_sum));
+        }
+      }
+    }
+  }
+  SECTION("the named views pick the right axes") {
+    const auto x = random_tensor<T>({2, 6, 3, 5}, 8);
+    const auto hx = x.to_host();
+    auto channel = sentinel_tensor<T>({6});
+    haze::ops::sum_per_channel(x, channel);
+    auto group = sentinel_tensor<T>({2, 3});
+    haze::ops::sum_per_group(x, 3, group);
+    const auto m = x.reshape({12, 15});
+    auto rows = sentinel_tensor<T>({12}), cols = sentinel_tensor<T>({15});
+    haze::ops::sum_rows(m, rows);
+    haze::ops::sum_columns(m, cols);
+    const auto hc = channel.to_host(), hg = group.to_host(), hr = rows.to_host(), hcol = cols.to_host();
+    // 30 or fewer terms of |x| <= 1: the double accumulator's error is at
+    // most 30 2^-53 * 30 absolute; then one rounding to T.
+    auto at = [&](int n, int c, int h, int w) { return (long double)hx[((n * 6 + c) * 3 + h) * 5 + w]; };
+    for (int c = 0; c < 6; ++c) {
+      long double ref = 0;
+      for (int n = 0; n < 2; ++n)
+        for (int h = 0; h < 3; ++h)
+          for (int w = 0; w < 5; ++w) ref += at(n, c, h, w);
+      CHECK(hc[c] == Approx(double(ref)).epsilon(eps<T>()).margin(900 * 0x1p-53));
+    }
+    for (int n = 0; n < 2; ++n)
+      for (int g = 0; g < 3; ++g) {
+        long double ref = 0;
+        for (int c = 2 * g; c < 2 * g + 2; ++c)
+          for (int h = 0; h < 3; ++h)
+            for (int w = 0; w < 5; ++w) ref += at(n, c, h, w);
+        CHECK(hg[n * 3 + g] == Approx(double(ref)).epsilon(eps<T>()).margin(900 * 0x1p-53));
+      }
+    for (int r = 0; r < 12; ++r) {
+      long double ref = 0;
+      for (int k = 0; k < 15; ++k) ref += hx[r * 15 + k];
+      CHECK(hr[r] == Approx(double(ref)).epsilon(eps<T>()).margin(900 * 0x1p-53));
+    }
+    for (int k = 0; k < 15; ++k) {
+      long double ref = 0;
+      for (int r = 0; r < 12; ++r) ref += hx[r * 15 + k];
+      CHECK(hcol[k] == Approx(double(ref)).epsilon(eps<T>()).margin(900 * 0x1p-53));
+    }
+  }
+}
+
+namespace {
+
+// Naive row-major batched product in long double, with |op(A)| |op(B)| for
+// the error bound.
+template <class T>
+void naive_gemm(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K, bool share_a, bool share_b,
+                const std::vector<T>& A, const std::vector<T>& B, std::vector<long double>& C,
+                std::vector<long double>& abs_product) {
+  C.assign(batch * M * N, 0);
+  abs_product.assign(batch * M * N, 0);
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* a = A.data() + (share_a ? 0 : b * M * K);
+    const T* bm = B.data() + (share_b ? 0 : b * K * N);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        long double dot = 0, abs_dot = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          const long double x = ta ? a[k * M + i] : a[i * K + k];
+          const long double y = tb ? bm[j * K + k] : bm[k * N + j];
+          dot += x * y;
+          abs_dot += std::abs(x * y);
+        }
+        C[(b * M + i) * N + j] = dot;
+        abs_product[(b * M + i) * N + j] = abs_dot;
+      }
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Cpu matmul matches a naive product in every form", "[cpu][gemm]", float, double) {
+  using T = TestType;
+  struct Case {
+    int64_t batch, M, N, K;
+    bool share_a, share_b;
+  };
+  // Odd sizes, a size past Eigen's blocking panels, and both broadcast forms.
+  const Case cases[] = {{1, 1, 1, 1, false, false}, {1, 7, 5, 3, false, false}, {1, 67, 130, 70, false, false},
+                        {3, 4, 6, 5, false, false},  {3, 4, 6, 5, true, false},   {3, 4, 6, 5, false, true}};
+  for (const Case& cs : cases) {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (int scaling = 0; scaling < 2; ++scaling) {
+          CAPTURE(cs.batch, cs.M, cs.N, cs.K, cs.share_a, cs.share_b, ta, tb, scaling);
+          const bool batched = cs.batch > 1;
+          const Shape a_shape = (batched && !cs.share_a) ? Shape{cs.batch, ta ? cs.K : cs.M, ta ? cs.M : cs.K}
+                                                          : Shape{ta ? cs.K : cs.M, ta ? cs.M : cs.K};
+          const Shape b_shape = (batched && !cs.share_b) ? Shape{cs.batch, tb ? cs.N : cs.K, tb ? cs.K : cs.N}
+                                                          : Shape{tb ? cs.N : cs.K, tb ? cs.K : cs.N};
+          const Shape c_shape = batched ? Shape{cs.batch, cs.M, cs.N} : Shape{cs.M, cs.N};
+          const auto a = random_tensor<T>(a_shape, 10), b = random_tensor<T>(b_shape, 11);
+          const T alpha = scaling ? T(-1.5) : T(1), beta = scaling ? T(0.25) : T(0);
+          // beta = 0 must ignore C entirely: start from NaN. Otherwise start from known values.
+          const auto c0 = uniform<T>(c_shape.numel(), 12);
+          auto c = scaling ? Tensor<T>::from_host(c_shape, c0) : sentinel_tensor<T>(c_shape);
+          haze::ops::matmul(a, b, c, ta ? Transpose::Yes : Transpose::No, tb ? Transpose::Yes : Transpose::No,
+                            alpha, beta);
+          std::vector<long double> ref, abs_product;
+          naive_gemm(ta, tb, cs.batch, cs.M, cs.N, cs.K, !batched || cs.share_a, !batched || cs.share_b,
+                     a.to_host(), b.to_host(), ref, abs_product);
+          const auto got = c.to_host();
+          for (size_t i = 0; i < got.size(); ++i) {
+            const long double expected = alpha * ref[i] + (scaling ? beta * (long double)c0[i] : 0.0L);
+            // Higham's dot-product bound, gamma_K |A||B| with gamma_K ~ K u,
+            // plus the roundings of alpha and beta terms.
+            const double bound = (cs.K + 2) * eps<T>() * (std::abs(double(alpha)) * double(abs_product[i]) +
+                                                        std::abs(double(beta * c0[i])));
+            REQUIRE(std::abs(got[i] - double(expected)) <= bound);
+          }
+        }
+  }
+}
