@@ -23,5 +23,7 @@ if(HAZE_CCCL_INCLUDE_DIR AND TARGET CUDA::cublas AND NOT TARGET haze::device_cud
   add_library(haze::device_cuda INTERFACE IMPORTED ${HAZE_IMPORTED_SCOPE})
   set_target_properties(haze::device_cuda PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES ${HAZE_CCCL_INCLUDE_DIR}
+    # CMake 3.25 has no CUDA20 dialect flags for nvcc 13, so ask for C++20 directly.
+    INTERFACE_COMPILE_OPTIONS $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>
     INTERFACE_LINK_LIBRARIES "haze::haze;CUDA::cublas;CUDA::cudart")
 endif()
