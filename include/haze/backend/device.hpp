@@ -175,18 +175,19 @@ struct Device {
   }
   template <class T>
   static void copy_from_host(T* dst, const T* src, int64_t n) {
-#if HAZE_DEVICE_IS_CUDA
-    HAZE_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyHostToDevice));
-#else
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
-#endif
+    transfer(dst, src, static_cast<size_t>(n) * sizeof(T), /*to_device=*/true);
   }
   template <class T>
   static void copy_to_host(T* dst, const T* src, int64_t n) {
+    transfer(dst, src, static_cast<size_t>(n) * sizeof(T), /*to_device=*/false);
+  }
+  // Host <-> device bytes; on the OpenMP system device memory is host memory.
+  static void transfer(void* dst, const void* src, size_t bytes, bool to_device) {
 #if HAZE_DEVICE_IS_CUDA
-    HAZE_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyDeviceToHost));
+    HAZE_CUDA_CHECK(cudaMemcpy(dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost));
 #else
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+    (void)to_device;
+    std::memcpy(dst, src, bytes);
 #endif
   }
   template <class T>

@@ -47,33 +47,38 @@ void sum_axes(const Tensor<T, B>& x, int64_t outer, int64_t mid, int64_t inner, 
   B::sum_axes(x.data(), outer, mid, inner, f, beta, out.data());
 }
 
+namespace detail {
+
+// The checks shared by the named views: input rank and the output's shape.
+template <class T, class B>
+void require_view(const char* op, const Tensor<T, B>& x, int rank, const char* layout, const Tensor<T, B>& out,
+                  int64_t out_extent) {
+  x.require_nonempty(op);
+  HAZE_REQUIRE(x.rank() == rank, op, ": expects ", layout, " input, got ", x.shape());
+  HAZE_REQUIRE(out.shape() == Shape{out_extent}, op, ": output must be [", out_extent, "] for input ", x.shape(),
+               ", got ", out.shape());
+}
+
+}  // namespace detail
+
 // x [R, C] -> out [R]
 template <Real T, Backend B, class F = Identity>
 void sum_rows(const Tensor<T, B>& x, Tensor<T, B>& out, F f = {}, T beta = T(0)) {
-  x.require_nonempty("ops::sum_rows");
-  HAZE_REQUIRE(x.rank() == 2, "ops::sum_rows: expects a rank-2 [rows, cols] input, got ", x.shape());
-  HAZE_REQUIRE(out.shape() == Shape{x.dim(0)}, "ops::sum_rows: output must be [", x.dim(0), "] for input ",
-               x.shape(), ", got ", out.shape());
+  detail::require_view("ops::sum_rows", x, 2, "a rank-2 [rows, cols]", out, x.rank() == 2 ? x.dim(0) : 0);
   sum_axes(x, 1, x.dim(0), x.dim(1), out, f, beta);
 }
 
 // x [R, C] -> out [C]: the bias gradient of a linear layer.
 template <Real T, Backend B, class F = Identity>
 void sum_columns(const Tensor<T, B>& x, Tensor<T, B>& out, F f = {}, T beta = T(0)) {
-  x.require_nonempty("ops::sum_columns");
-  HAZE_REQUIRE(x.rank() == 2, "ops::sum_columns: expects a rank-2 [rows, cols] input, got ", x.shape());
-  HAZE_REQUIRE(out.shape() == Shape{x.dim(1)}, "ops::sum_columns: output must be [", x.dim(1), "] for input ",
-               x.shape(), ", got ", out.shape());
+  detail::require_view("ops::sum_columns", x, 2, "a rank-2 [rows, cols]", out, x.rank() == 2 ? x.dim(1) : 0);
   sum_axes(x, x.dim(0), x.dim(1), 1, out, f, beta);
 }
 
 // x [N, C, H, W] -> out [C]: the bias gradient of a convolution.
 template <Real T, Backend B, class F = Identity>
 void sum_per_channel(const Tensor<T, B>& x, Tensor<T, B>& out, F f = {}, T beta = T(0)) {
-  x.require_nonempty("ops::sum_per_channel");
-  HAZE_REQUIRE(x.rank() == 4, "ops::sum_per_channel: expects an NCHW input, got ", x.shape());
-  HAZE_REQUIRE(out.shape() == Shape{x.dim(1)}, "ops::sum_per_channel: output must be [", x.dim(1),
-               "] for input ", x.shape(), ", got ", out.shape());
+  detail::require_view("ops::sum_per_channel", x, 4, "an NCHW", out, x.rank() == 4 ? x.dim(1) : 0);
   sum_axes(x, x.dim(0), x.dim(1), x.dim(2) * x.dim(3), out, f, beta);
 }
 
