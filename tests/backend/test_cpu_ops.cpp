@@ -128,19 +128,20 @@ TEMPLATE_TEST_CASE("Cpu sum and sum_axes match naive loops", "[cpu][reduce]", fl
       const auto x = random_tensor<T>({outer * mid * inner}, 6);
       const auto hx = x.to_host();
       const auto previous = uniform<T>(mid, 7);
-      for (int variant = 0; variant < 3; ++variant) {
+      for (int variant = 0; variant < 4; ++variant) {  // plain, Square, beta, Abs
         CAPTURE(variant);
         auto out = variant == 2 ? Tensor<T>::from_host({mid}, previous) : sentinel_tensor<T>({mid});
         if (variant == 0) haze::ops::sum_axes(x, outer, mid, inner, out);
         if (variant == 1) haze::ops::sum_axes(x, outer, mid, inner, out, haze::ops::Square{});
         if (variant == 2) haze::ops::sum_axes(x, outer, mid, inner, out, haze::ops::Identity{}, T(0.5));
+        if (variant == 3) haze::ops::sum_axes(x, outer, mid, inner, out, haze::ops::Abs{});
         const auto got = out.to_host();
         for (int64_t m = 0; m < mid; ++m) {
           long double ref = 0, abs_sum = 0;
           for (int64_t o = 0; o < outer; ++o)
             for (int64_t i = 0; i < inner; ++i) {
               const long double value = hx[(o * mid + m) * inner + i];
-              const long double term = variant == 1 ? value * value : value;
+              const long double term = variant == 1 ? value * value : variant == 3 ? std::abs(value) : value;
               ref += term;
               abs_sum += std::abs(term);
             }

@@ -96,11 +96,18 @@ struct Cpu {
   template <class T, class F>
   static void sum_axes(const T* x, int64_t outer, int64_t mid, int64_t inner, F f, T beta, T* out) {
     const auto body = [&](int64_t m) {
-      Accumulator acc = 0;
+      // Eight independent partial sums: one chain would wait on the add
+      // latency at every element; eight let the adds overlap and vectorise.
+      constexpr int lanes = 8;
+      Accumulator part[lanes] = {};
       for (int64_t o = 0; o < outer; ++o) {
         const T* row = x + (o * mid + m) * inner;
-        for (int64_t i = 0; i < inner; ++i) acc += f(row[i], m);
+        int64_t i = 0;
+        for (; i + lanes <= inner; i += lanes)
+          for (int l = 0; l < lanes; ++l) part[l] += f(row[i + l], m);
+        for (; i < inner; ++i) part[0] += f(row[i], m);
       }
+      const Accumulator acc = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
       out[m] = beta == T(0) ? static_cast<T>(acc) : static_cast<T>(acc + static_cast<Accumulator>(beta) * out[m]);
     };
 #pragma omp parallel for schedule(static) if (outer * mid * inner >= parallel_threshold && mid > 1)

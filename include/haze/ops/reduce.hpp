@@ -19,6 +19,11 @@ struct Identity {
   HAZE_HD Accumulator operator()(T v, int64_t) const { return static_cast<Accumulator>(v); }
 };
 
+struct Abs {
+  template <class T>
+  HAZE_HD Accumulator operator()(T v, int64_t) const { return v < T(0) ? -Accumulator(v) : Accumulator(v); }
+};
+
 struct Square {
   template <class T>
   HAZE_HD Accumulator operator()(T v, int64_t) const {
