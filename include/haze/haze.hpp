@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella header: the core types, the Cpu backend and the generic ops. The
+// Umbrella header: the core types, the Cpu backend, the generic ops, the
+// diffusion math and the samplers. The
 // Device backend is added when a device system is configured (nvcc, or
 // THRUST_DEVICE_SYSTEM defined, as the haze::device_omp target does).
 
@@ -13,9 +14,25 @@
 #include "haze/backend/device.hpp"
 #endif
 
+#include "haze/ops/combine.hpp"
 #include "haze/ops/elementwise.hpp"
 #include "haze/ops/gemm.hpp"
 #include "haze/ops/random.hpp"
 #include "haze/ops/reduce.hpp"
+
+#include "haze/diffusion/forward_process.hpp"
+#include "haze/diffusion/loss.hpp"
+#include "haze/diffusion/noise_schedule.hpp"
+#include "haze/diffusion/parameterization.hpp"
+#include "haze/diffusion/schedule.hpp"
+
+#include "haze/sample/ddim.hpp"
+#include "haze/sample/ddpm.hpp"
+#include "haze/sample/dpm_solver.hpp"
+#include "haze/sample/euler.hpp"
+#include "haze/sample/guidance.hpp"
+#include "haze/sample/heun.hpp"
+#include "haze/sample/sde.hpp"
+#include "haze/sample/timesteps.hpp"
 
 #include "haze/verify/compare.hpp"

@@ -32,6 +32,12 @@ struct Square {
   }
 };
 
+// 1 for NaN and +-Inf, else 0: x - x is 0 exactly when x is finite.
+struct NonFinite {
+  template <class T>
+  HAZE_HD Accumulator operator()(T v, int64_t) const { return (v - v) == (v - v) ? 0.0 : 1.0; }
+};
+
 // Sum of every element, in double.
 template <Real T, Backend B>
 Accumulator sum(const Tensor<T, B>& x) {
@@ -98,6 +104,19 @@ void sum_per_group(const Tensor<T, B>& x, int64_t groups, Tensor<T, B>& out, F f
   HAZE_REQUIRE(out.shape() == (Shape{x.dim(0), groups}), "ops::sum_per_group: output must be [", x.dim(0), ", ",
                groups, "] for input ", x.shape(), ", got ", out.shape());
   sum_axes(x, 1, x.dim(0) * groups, x.numel() / (x.dim(0) * groups), out, f, beta);
+}
+
+}  // namespace haze::ops
+
+namespace haze::ops {
+
+// How many elements are NaN or infinite.
+template <Real T, Backend B>
+int64_t count_nonfinite(const Tensor<T, B>& x) {
+  x.require_nonempty("ops::count_nonfinite");
+  Tensor<T, B> count({1});
+  sum_axes(x, 1, 1, x.numel(), count, NonFinite{});
+  return static_cast<int64_t>(count.to_host()[0]);
 }
 
 }  // namespace haze::ops

@@ -1,0 +1,79 @@
+#pragma once
+// Ancestral sampling (Ho et al. 2020) on any subset of the training
+// timesteps (Nichol & Dhariwal 2021, "respacing"): between consecutive
+// visited timesteps t > s the chain is a single step with
+//   beta' = 1 - ab_t / ab_s,  alpha' = 1 - beta',
+// and x_s ~ q(x_s | x_t, x0_hat) = N(c0 x0_hat + ct x_t, var) with
+//   c0 = sqrt(ab_s) beta' / (1 - ab_t),  ct = sqrt(alpha') (1 - ab_s) / (1 - ab_t),
+//   var = beta' (1 - ab_s) / (1 - ab_t)  (FixedSmall, the true posterior) or beta' (FixedLarge).
+// With all T steps this is DDPM exactly. No noise is added on the last step.
+
+#include <cmath>
+#include <vector>
+
+#include "haze/core/generator.hpp"
+#include "haze/ops/random.hpp"
+#include "haze/sample/denoiser.hpp"
+#include "haze/sample/timesteps.hpp"
+
+namespace haze::sample {
+
+enum class Variance { FixedSmall, FixedLarge };
+
+struct DdpmOptions {
+  int steps = 0;  // 0: every training timestep
+  Spacing spacing = Spacing::Leading;
+  Variance variance = Variance::FixedSmall;
+  bool clip_x0 = false;
+  Progress progress = {};
+};
+
+template <Prediction P = predict::Epsilon>
+class Ddpm {
+ public:
+  using Options = DdpmOptions;
+
+  Ddpm(Schedule schedule, Options options)
+      : schedule_(std::move(schedule)), options_(std::move(options)),
+        ts_(timesteps(schedule_.steps(), options_.steps == 0 ? schedule_.steps() : options_.steps,
+                      options_.spacing)) {}
+
+  const std::vector<int>& timesteps_used() const { return ts_; }
+
+  template <Real T, Backend B, Denoiser<T, B> D>
+  Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator& gen) const {
+    detail::require_start(x, "Ddpm");
+    detail::require_x0_defined<P>(schedule_, ts_.front(), "Ddpm");
+    const int total = static_cast<int>(ts_.size());
+    Tensor<T, B> x0(x.shape()), noise(x.shape());
+    for (int i = 0; i < total; ++i) {
+      const int t = ts_[i];
+      const bool last = i + 1 == total;
+      const double ab = schedule_.alpha_bar(t);
+      const double ab_prev = last ? 1.0 : schedule_.alpha_bar(ts_[i + 1]);
+      const double beta = 1 - ab / ab_prev, alpha = 1 - beta;
+      const Tensor<T, B> out = detail::evaluate(denoiser, x, t, "Ddpm", i, total);
+      detail::split_prediction<P>(x, out, ab, x0);
+      if (options_.clip_x0) ops::map(x0, detail::ClampUnit{}, x0);
+      const double c0 = std::sqrt(ab_prev) * beta / (1 - ab);
+      const double ct = std::sqrt(alpha) * (1 - ab_prev) / (1 - ab);
+      if (last) {
+        ops::lincomb(x, c0, x0, ct, x);
+      } else {
+        const double variance =
+            options_.variance == Variance::FixedSmall ? beta * (1 - ab_prev) / (1 - ab) : beta;
+        randn(noise, gen);
+        ops::lincomb(x, c0, x0, ct, x, std::sqrt(variance), noise);
+      }
+      detail::report(options_.progress, i + 1, total);
+    }
+    return x;
+  }
+
+ private:
+  Schedule schedule_;
+  Options options_;
+  std::vector<int> ts_;
+};
+
+}  // namespace haze::sample

@@ -1,0 +1,81 @@
+#pragma once
+// What every sampler shares: the denoiser contract, the checks on what it
+// returns, and the conversion of its output to (x0, eps).
+//
+// A denoiser is any callable  Tensor<T, B> (const Tensor<T, B>& x_t, double t)
+// returning the model output for x_t at timestep t in the sampler's
+// parameterization (predict::Epsilon, Sample or Velocity). t may be
+// fractional for sigma-space samplers with Karras sigmas; the schedule's
+// alpha_bar_at(t) gives the matching noise level.
+
+#include <cmath>
+#include <concepts>
+#include <functional>
+
+#include "haze/core/error.hpp"
+#include "haze/core/tensor.hpp"
+#include "haze/diffusion/noise_schedule.hpp"
+#include "haze/diffusion/parameterization.hpp"
+#include "haze/ops/combine.hpp"
+#include "haze/ops/reduce.hpp"
+
+namespace haze::sample {
+
+// Called after each step with (steps done, total steps).
+using Progress = std::function<void(int, int)>;
+
+template <class D, class T, class B>
+concept Denoiser = std::invocable<D&, const Tensor<T, B>&, double> &&
+                   std::same_as<std::invoke_result_t<D&, const Tensor<T, B>&, double>, Tensor<T, B>>;
+
+namespace detail {
+
+// The denoiser's output for x at t, checked: same shape as x and finite.
+template <class T, class B, class D>
+Tensor<T, B> evaluate(D& denoiser, const Tensor<T, B>& x, double t, const char* sampler, int step, int total) {
+  Tensor<T, B> out = denoiser(x, t);
+  HAZE_REQUIRE(!out.empty() && out.shape() == x.shape(), sampler, ": the denoiser returned shape ", out.shape(),
+               " for input ", x.shape(), " at step ", step + 1, " of ", total, " (t = ", t, ")");
+  const int64_t bad = ops::count_nonfinite(out);
+  HAZE_REQUIRE(bad == 0, sampler, ": the denoiser returned ", bad, " non-finite values at step ", step + 1,
+               " of ", total, " (t = ", t, ")");
+  return out;
+}
+
+// x0 (and eps, when asked) from the model output at noise level ab.
+template <Prediction P, class T, class B>
+void split_prediction(const Tensor<T, B>& x_t, const Tensor<T, B>& out, double ab, Tensor<T, B>& x0,
+                      Tensor<T, B>* eps = nullptr) {
+  const Coefficients c = P::x0_from(ab);
+  ops::lincomb(x0, c.first, x_t, c.second, out);
+  if (eps) {
+    const Coefficients e = P::eps_from(ab);
+    ops::lincomb(*eps, e.first, x_t, e.second, out);
+  }
+}
+
+struct ClampUnit {
+  template <class T>
+  HAZE_HD T operator()(T v) const { return v < T(-1) ? T(-1) : (v > T(1) ? T(1) : v); }
+};
+
+// An epsilon prediction carries no information about x0 where alpha_bar = 0.
+template <Prediction P>
+void require_x0_defined(const Schedule& schedule, int t, const char* sampler) {
+  HAZE_REQUIRE(!(std::is_same_v<P, predict::Epsilon> && schedule.alpha_bar(t) == 0), sampler,
+               ": alpha_bar(t = ", t, ") is 0 (zero terminal SNR), where an epsilon prediction cannot give x0; ",
+               "use predict::Velocity or predict::Sample with this schedule");
+}
+
+inline void report(const Progress& progress, int done, int total) {
+  if (progress) progress(done, total);
+}
+
+template <class T, class B>
+void require_start(const Tensor<T, B>& x, const char* sampler) {
+  HAZE_REQUIRE(!x.empty(), sampler, ": the starting noise x_T is empty");
+  HAZE_REQUIRE(x.rank() >= 2, sampler, ": x_T must be batched [N, ...], got ", x.shape());
+}
+
+}  // namespace detail
+}  // namespace haze::sample

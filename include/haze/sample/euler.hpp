@@ -1,0 +1,89 @@
+#pragma once
+// Euler steps of the probability-flow ODE in sigma space (Karras et al. 2022,
+// Algorithm 1 with the Heun correction off), and the ancestral variant that
+// steps down to sigma_down and adds fresh noise of size sigma_up:
+//   sigma_up = min(s', sqrt(s'^2 (s^2 - s'^2) / s^2)),  sigma_down = sqrt(s'^2 - sigma_up^2).
+// x_T is the VP starting noise N(0, I); the result is x0.
+
+#include <cmath>
+
+#include "haze/core/generator.hpp"
+#include "haze/ops/random.hpp"
+#include "haze/sample/sigmas.hpp"
+
+namespace haze::sample {
+
+template <Prediction P = predict::Epsilon>
+class Euler {
+ public:
+  using Options = SigmaOptions;
+
+  Euler(Schedule schedule, Options options)
+      : schedule_(std::move(schedule)), options_(std::move(options)), grid_(sigma_grid(schedule_, options_, "Euler")) {}
+
+  const SigmaGrid& grid() const { return grid_; }
+
+  template <Real T, Backend B, Denoiser<T, B> D>
+  Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator&) const {
+    detail::require_start(x, "Euler");
+    const auto& s = grid_.sigmas;
+    const int total = static_cast<int>(grid_.ts.size());
+    Tensor<T, B> x0(x.shape()), scratch(x.shape());
+    detail::to_sigma_space(x, s[0]);
+    for (int i = 0; i < total; ++i) {
+      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "Euler", i, total);
+      const double ratio = s[i + 1] / s[i];  // x~ + (s' - s)(x~ - D)/s
+      ops::lincomb(x, ratio, x, 1 - ratio, x0);
+      detail::report(options_.progress, i + 1, total);
+    }
+    return x;
+  }
+
+ private:
+  Schedule schedule_;
+  Options options_;
+  SigmaGrid grid_;
+};
+
+template <Prediction P = predict::Epsilon>
+class EulerAncestral {
+ public:
+  using Options = SigmaOptions;
+
+  EulerAncestral(Schedule schedule, Options options)
+      : schedule_(std::move(schedule)), options_(std::move(options)),
+        grid_(sigma_grid(schedule_, options_, "EulerAncestral")) {}
+
+  const SigmaGrid& grid() const { return grid_; }
+
+  template <Real T, Backend B, Denoiser<T, B> D>
+  Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator& gen) const {
+    detail::require_start(x, "EulerAncestral");
+    const auto& s = grid_.sigmas;
+    const int total = static_cast<int>(grid_.ts.size());
+    Tensor<T, B> x0(x.shape()), scratch(x.shape()), noise(x.shape());
+    detail::to_sigma_space(x, s[0]);
+    for (int i = 0; i < total; ++i) {
+      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "EulerAncestral", i, total);
+      const double next = s[i + 1];
+      const double up = std::min(next, std::sqrt(next * next * (s[i] * s[i] - next * next) / (s[i] * s[i])));
+      const double down = std::sqrt(next * next - up * up);
+      const double ratio = down / s[i];
+      if (up > 0) {
+        randn(noise, gen);
+        ops::lincomb(x, ratio, x, 1 - ratio, x0, up, noise);
+      } else {
+        ops::lincomb(x, ratio, x, 1 - ratio, x0);
+      }
+      detail::report(options_.progress, i + 1, total);
+    }
+    return x;
+  }
+
+ private:
+  Schedule schedule_;
+  Options options_;
+  SigmaGrid grid_;
+};
+
+}  // namespace haze::sample

@@ -1,0 +1,79 @@
+#pragma once
+// The sigma-space view (Karras et al. 2022, "EDM"): with
+//   sigma = sqrt((1 - ab) / ab)  and  x~ = x_t / sqrt(ab) = x0 + sigma eps,
+// sampling integrates the probability-flow ODE  dx~/dsigma = (x~ - D(x~, sigma)) / sigma
+// from sigma_max down to 0, D being the denoised estimate (the model's x0).
+// This header holds the sigma grid the Euler, Heun and DPM-Solver++ samplers
+// walk, and the denoised estimate D evaluated through a VP-trained model.
+
+#include <cmath>
+#include <vector>
+
+#include "haze/sample/denoiser.hpp"
+#include "haze/sample/timesteps.hpp"
+
+namespace haze::sample {
+
+struct SigmaGrid {
+  std::vector<double> sigmas;  // N + 1 values, decreasing, the last one 0
+  std::vector<double> ts;      // the N (possibly fractional) timesteps of sigmas[0 .. N-1]
+};
+
+struct SigmaOptions {
+  int steps = 25;
+  Spacing spacing = Spacing::Leading;  // used when karras is false
+  bool karras = false;                 // Karras et al. 2022 eq. 5 spacing in sigma
+  double rho = 7.0;
+  Progress progress = {};
+};
+
+// karras: sigma_i = (smax^(1/rho) + i/(N-1) (smin^(1/rho) - smax^(1/rho)))^rho
+// between the schedule's own sigma(0) and sigma(T-1); otherwise the sigmas of
+// the spaced integer timesteps.
+inline SigmaGrid sigma_grid(const Schedule& schedule, const SigmaOptions& options, const char* sampler) {
+  HAZE_REQUIRE(options.rho > 0, sampler, ": rho must be > 0, got ", options.rho);
+  const int T = schedule.steps();
+  HAZE_REQUIRE(std::isfinite(schedule.sigma(T - 1)), sampler, ": sigma(t = ", T - 1, ") is infinite ",
+               "(zero terminal SNR); sigma-space samplers cannot start there: use Ddim or Ddpm");
+  SigmaGrid grid;
+  if (options.karras) {
+    HAZE_REQUIRE(options.steps >= 1 && options.steps <= T, sampler, ": need 1 <= steps <= ", T, ", got ",
+                 options.steps);
+    const int n = options.steps;
+    const double smin = schedule.sigma(0), smax = schedule.sigma(T - 1);
+    const double a = std::pow(smax, 1 / options.rho), b = std::pow(smin, 1 / options.rho);
+    for (int i = 0; i < n; ++i) {
+      double s = i == 0 ? smax : (i == n - 1 ? smin : std::pow(a + double(i) / (n - 1) * (b - a), options.rho));
+      grid.sigmas.push_back(s);
+      grid.ts.push_back(i == 0 ? T - 1 : (i == n - 1 ? 0.0 : schedule.t_at_sigma(s)));
+    }
+  } else {
+    for (int t : timesteps(T, options.steps, options.spacing)) {
+      grid.sigmas.push_back(schedule.sigma(t));
+      grid.ts.push_back(t);
+    }
+  }
+  grid.sigmas.push_back(0.0);
+  return grid;
+}
+
+namespace detail {
+
+// D(x~, sigma): the model sees x_t = x~ / sqrt(1 + sigma^2) at timestep t;
+// its output becomes x0. `scratch` receives x_t.
+template <Prediction P, class T, class B, class D>
+void denoised(D& denoiser, const Tensor<T, B>& x_tilde, double sigma, double t, Tensor<T, B>& scratch,
+              Tensor<T, B>& x0, const char* sampler, int step, int total) {
+  ops::lincomb(scratch, 1 / std::sqrt(1 + sigma * sigma), x_tilde, 0.0, x_tilde);
+  const Tensor<T, B> out = evaluate(denoiser, scratch, t, sampler, step, total);
+  split_prediction<P>(scratch, out, Schedule::alpha_bar_of_sigma(sigma), x0);
+}
+
+// x~ at sigma_max from x_T ~ N(0, I): x~ = x_T sqrt(1 + sigma_max^2).
+template <class T, class B>
+void to_sigma_space(Tensor<T, B>& x, double sigma_max) {
+  ops::scale(x, static_cast<T>(std::sqrt(1 + sigma_max * sigma_max)));
+}
+
+}  // namespace detail
+}  // namespace haze::sample
