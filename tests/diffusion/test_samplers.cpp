@@ -373,3 +373,16 @@ TEST_CASE("zero terminal SNR with v-prediction samples from pure noise", "[sampl
   CHECK(std::abs(m.mean - 0.3) <= 5 * 0.5 / std::sqrt(20000.0));
   CHECK(std::abs(m.var - 0.25) <= 5 * 0.25 * std::sqrt(2.0 / 20000) + 0.01);
 }
+
+TEST_CASE("x0 clipping clamps the estimate to [-1, 1]", "[sampler]") {
+  // One step from t = 999 straight to the data (ab_prev = 1) returns x0 itself.
+  const Schedule& s = linear_schedule();
+  auto too_big = [](const Tensor& x, double) { return Tensor::full(x.shape(), 5.0); };  // x0 = 5
+  Generator gen{0};
+  const sample::Ddim<predict::Sample> ddim(s, {.steps = 1, .clip_x0 = true});
+  for (double v : ddim.run(too_big, Tensor::zeros({2, 2}), gen).to_host()) CHECK(v == Approx(1.0).epsilon(1e-12));
+  const sample::Ddpm<predict::Sample> ddpm(s, {.steps = 1, .clip_x0 = true});
+  for (double v : ddpm.run(too_big, Tensor::zeros({2, 2}), gen).to_host()) CHECK(v == Approx(1.0).epsilon(1e-12));
+  const sample::Ddim<predict::Sample> unclipped(s, {.steps = 1});
+  for (double v : unclipped.run(too_big, Tensor::zeros({2, 2}), gen).to_host()) CHECK(v == Approx(5.0).epsilon(1e-12));
+}
