@@ -1,0 +1,166 @@
+#pragma once
+// GroupNorm (Wu & He 2018): x [N, C, H, W], channels split into G groups of
+// M = C/G * H * W elements each, per (n, g):
+//   xhat = (x - mean) * rstd,  rstd = 1 / sqrt(var + eps),  y = gamma[c] xhat + beta[c]
+// backward, with g = dy * gamma[c] and means over the group:
+//   dbeta += sum dy,  dgamma += sum dy * xhat,
+//   dx = rstd (g - mean(g) - xhat mean(g * xhat))
+// The cache is a handle on x plus mean and rstd ([N, G] each).
+
+#include <cmath>
+
+#include "haze/core/macros.hpp"
+#include "haze/nn/module.hpp"
+#include "haze/ops/layout.hpp"
+#include "haze/ops/reduce.hpp"
+
+namespace haze::nn {
+
+namespace detail {
+
+template <class T>
+struct GroupIndex {  // which (n, g) statistic and which channel a flat index belongs to
+  int64_t C, plane, per_group_channels;
+  HAZE_HD int64_t channel(int64_t i) const { return (i / plane) % C; }
+  HAZE_HD int64_t group(int64_t i) const { return (i / plane) / per_group_channels; }  // = n * G + g
+};
+
+template <class T>
+struct ShiftedSquare {  // (x - mean[m])^2
+  const T* mean;
+  HAZE_HD Accumulator operator()(T v, int64_t m) const {
+    const Accumulator d = Accumulator(v) - Accumulator(mean[m]);
+    return d * d;
+  }
+};
+
+template <class T>
+struct Normalize {  // y = gamma (x - mean) rstd + beta
+  const T *x, *mean, *rstd, *gamma, *beta;
+  GroupIndex<T> at;
+  HAZE_HD T operator()(int64_t i) const {
+    const int64_t c = at.channel(i), s = at.group(i);
+    return gamma[c] * ((x[i] - mean[s]) * rstd[s]) + beta[c];
+  }
+};
+
+template <class T>
+struct TimesXhat {  // out = v * xhat
+  const T *v, *x, *mean, *rstd;
+  GroupIndex<T> at;
+  HAZE_HD T operator()(int64_t i) const {
+    const int64_t s = at.group(i);
+    return v[i] * ((x[i] - mean[s]) * rstd[s]);
+  }
+};
+
+template <class T>
+struct TimesGamma {  // out = v * gamma[c]
+  const T *v, *gamma;
+  GroupIndex<T> at;
+  HAZE_HD T operator()(int64_t i) const { return v[i] * gamma[at.channel(i)]; }
+};
+
+template <class T>
+struct GroupNormInputGradient {  // dx = rstd (dy gamma - s1/M - xhat s2/M)
+  const T *dy, *x, *mean, *rstd, *gamma, *sum_g, *sum_gx;
+  GroupIndex<T> at;
+  T inv_m;
+  HAZE_HD T operator()(int64_t i) const {
+    const int64_t c = at.channel(i), s = at.group(i);
+    const T xhat = (x[i] - mean[s]) * rstd[s];
+    return rstd[s] * (dy[i] * gamma[c] - sum_g[s] * inv_m - xhat * sum_gx[s] * inv_m);
+  }
+};
+
+}  // namespace detail
+
+template <Real T, Backend B>
+class GroupNorm {
+ public:
+  using value_type = T;
+  using backend_type = B;
+
+  GroupNorm(int64_t groups, int64_t channels, double eps = 1e-5)
+      : groups_(groups), channels_(channels), eps_(eps), weight_(Shape{channels}), bias_(Shape{channels}) {
+    HAZE_REQUIRE(groups > 0 && channels > 0 && channels % groups == 0, "GroupNorm: ", groups,
+                 " groups do not divide ", channels, " channels");
+    HAZE_REQUIRE(eps > 0, "GroupNorm: eps must be > 0, got ", eps);
+    ops::fill(weight_.value, T(1));
+  }
+
+  Tensor<T, B> forward(const Tensor<T, B>& x) {
+    Tensor<T, B> y = normalize(x, mean_, rstd_);
+    x_ = keep(x);
+    return y;
+  }
+
+  Tensor<T, B> infer(const Tensor<T, B>& x) const {
+    Tensor<T, B> mean, rstd;
+    return normalize(x, mean, rstd);
+  }
+
+  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+    require_cached(x_, "GroupNorm");
+    ops::detail::require_same_shape("GroupNorm::backward", "dy", dy, "x", x_);
+    const auto at = index(x_);
+    const int64_t n = x_.dim(0);
+    ops::sum_per_channel(dy, bias_.grad, ops::Identity{}, T(1));
+    Tensor<T, B> scratch(x_.shape());
+    ops::map_index(scratch, detail::TimesXhat<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(), at});
+    ops::sum_per_channel(scratch, weight_.grad, ops::Identity{}, T(1));  // sum dy xhat
+    ops::map_index(scratch, detail::TimesGamma<T>{scratch.data(), weight_.value.data(), at});
+    Tensor<T, B> sum_gx({n, groups_}), sum_g({n, groups_});
+    ops::sum_per_group(scratch, groups_, sum_gx);  // sum g xhat
+    ops::map_index(scratch, detail::TimesGamma<T>{dy.data(), weight_.value.data(), at});
+    ops::sum_per_group(scratch, groups_, sum_g);  // sum g
+    const T inv_m = T(1) / static_cast<T>(x_.numel() / (n * groups_));
+    ops::map_index(scratch, detail::GroupNormInputGradient<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(),
+                                                              weight_.value.data(), sum_g.data(), sum_gx.data(), at,
+                                                              inv_m});
+    x_ = Tensor<T, B>();
+    return scratch;
+  }
+
+  void parameters(Parameters<T, B>& out, std::string_view prefix) {
+    add_parameter(out, prefix, "weight", weight_, ParamKind::NormScale);
+    add_parameter(out, prefix, "bias", bias_, ParamKind::NormShift);
+  }
+
+ private:
+  detail::GroupIndex<T> index(const Tensor<T, B>& x) const {
+    return {channels_, x.dim(2) * x.dim(3), channels_ / groups_};
+  }
+
+  Tensor<T, B> normalize(const Tensor<T, B>& x, Tensor<T, B>& mean, Tensor<T, B>& rstd) const {
+    x.require_nonempty("GroupNorm::forward");
+    HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == channels_, "GroupNorm: expects input [N, ", channels_,
+                 ", H, W], got ", x.shape());
+    const int64_t n = x.dim(0);
+    const double m = double(x.numel() / (n * groups_));
+    mean = Tensor<T, B>({n, groups_});
+    rstd = Tensor<T, B>({n, groups_});
+    ops::sum_per_group(x, groups_, mean);
+    ops::scale(mean, static_cast<T>(1 / m));
+    // Two passes (mean, then squared deviations) keep the variance accurate
+    // when |mean| >> std.
+    ops::sum_per_group(x, groups_, rstd, detail::ShiftedSquare<T>{mean.data()});
+    ops::map(rstd, RsqrtOfMean{T(1 / m), T(eps_)}, rstd);
+    Tensor<T, B> y(x.shape());
+    ops::map_index(y, detail::Normalize<T>{x.data(), mean.data(), rstd.data(), weight_.value.data(),
+                                           bias_.value.data(), index(x)});
+    return y;
+  }
+
+  struct RsqrtOfMean {  // sum of squares -> 1 / sqrt(sum / m + eps)
+    T inv_m, eps;
+    HAZE_HD T operator()(T sum_sq) const { return T(1) / sqrt(sum_sq * inv_m + eps); }
+  };
+
+  int64_t groups_, channels_;
+  double eps_;
+  Param<T, B> weight_, bias_;
+  Tensor<T, B> x_, mean_, rstd_;  // forward input; per-(n, g) statistics [N, G]
+};
+
+}  // namespace haze::nn

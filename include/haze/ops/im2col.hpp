@@ -1,0 +1,99 @@
+#pragma once
+// im2col and col2im: a convolution as a GEMM. For x [N, C, H, W], kernel
+// kh x kw, stride s and zero padding p, the output is Ho x Wo with
+// Ho = (H + 2p - kh)/s + 1, and
+//   cols[n, (c, i, j), (ho, wo)] = x[n, c, ho s - p + i, wo s - p + j]   (0 outside)
+// so y[n] = W [Cout, C kh kw] cols[n]. col2im is its adjoint, written as a
+// gather over input pixels (no two threads write one element, so no atomics).
+
+#include <cstdint>
+
+#include "haze/core/error.hpp"
+#include "haze/core/macros.hpp"
+#include "haze/core/tensor.hpp"
+
+namespace haze::ops {
+
+struct ConvGeometry {
+  int64_t channels, height, width;  // input
+  int64_t kernel_h, kernel_w, stride, padding;
+
+  int64_t out_height() const { return (height + 2 * padding - kernel_h) / stride + 1; }
+  int64_t out_width() const { return (width + 2 * padding - kernel_w) / stride + 1; }
+  int64_t patch() const { return channels * kernel_h * kernel_w; }  // rows of cols per sample
+};
+
+namespace detail {
+
+struct Geometry {  // ConvGeometry with the output extents, for kernels
+  int64_t C, H, W, kh, kw, s, p, Ho, Wo;
+};
+
+inline Geometry geometry(const ConvGeometry& g) {
+  return {g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.stride, g.padding, g.out_height(), g.out_width()};
+}
+
+template <class T>
+struct Im2col {
+  const T* x;
+  T* cols;
+  Geometry g;
+  HAZE_HD void operator()(int64_t index) const {  // index over [N, C kh kw, Ho Wo]
+    const int64_t wo = index % g.Wo, ho = (index / g.Wo) % g.Ho;
+    const int64_t row = (index / (g.Wo * g.Ho)) % (g.C * g.kh * g.kw), n = index / (g.Wo * g.Ho * g.C * g.kh * g.kw);
+    const int64_t j = row % g.kw, i = (row / g.kw) % g.kh, c = row / (g.kw * g.kh);
+    const int64_t h = ho * g.s - g.p + i, w = wo * g.s - g.p + j;
+    cols[index] = (h >= 0 && h < g.H && w >= 0 && w < g.W) ? x[((n * g.C + c) * g.H + h) * g.W + w] : T(0);
+  }
+};
+
+template <class T>
+struct Col2im {
+  const T* cols;
+  T* dx;
+  Geometry g;
+  HAZE_HD void operator()(int64_t index) const {  // index over [N, C, H, W]
+    const int64_t w = index % g.W, h = (index / g.W) % g.H, c = (index / (g.W * g.H)) % g.C;
+    const int64_t n = index / (g.W * g.H * g.C);
+    const int64_t patch = g.C * g.kh * g.kw, plane = g.Ho * g.Wo;
+    T sum = 0;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t hs = h + g.p - i;  // = ho * s
+      if (hs < 0 || hs % g.s != 0 || hs / g.s >= g.Ho) continue;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t ws = w + g.p - j;
+        if (ws < 0 || ws % g.s != 0 || ws / g.s >= g.Wo) continue;
+        const int64_t row = (c * g.kh + i) * g.kw + j;
+        sum += cols[(n * patch + row) * plane + (hs / g.s) * g.Wo + ws / g.s];
+      }
+    }
+    dx[index] = sum;
+  }
+};
+
+}  // namespace detail
+
+// x [N, C, H, W] -> cols [N, C kh kw, Ho Wo]
+template <Real T, Backend B>
+void im2col(const Tensor<T, B>& x, const ConvGeometry& g, Tensor<T, B>& cols) {
+  x.require_nonempty("ops::im2col");
+  HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == g.channels && x.dim(2) == g.height && x.dim(3) == g.width,
+               "ops::im2col: input ", x.shape(), " does not match the geometry [N, ", g.channels, ", ", g.height,
+               ", ", g.width, "]");
+  const Shape expected{x.dim(0), g.patch(), g.out_height() * g.out_width()};
+  HAZE_REQUIRE(cols.shape() == expected, "ops::im2col: cols must be ", expected, ", got ", cols.shape());
+  B::for_each_index(cols.numel(), detail::Im2col<T>{x.data(), cols.data(), detail::geometry(g)});
+}
+
+// cols [N, C kh kw, Ho Wo] -> dx [N, C, H, W], summing overlapping patches.
+template <Real T, Backend B>
+void col2im(const Tensor<T, B>& cols, const ConvGeometry& g, Tensor<T, B>& dx) {
+  cols.require_nonempty("ops::col2im");
+  const Shape expected{cols.dim(0), g.patch(), g.out_height() * g.out_width()};
+  HAZE_REQUIRE(cols.shape() == expected, "ops::col2im: cols must be ", expected, ", got ", cols.shape());
+  HAZE_REQUIRE(dx.shape() == (Shape{cols.dim(0), g.channels, g.height, g.width}), "ops::col2im: output ",
+               dx.shape(), " does not match the geometry");
+  B::for_each_index(dx.numel(), detail::Col2im<T>{cols.data(), dx.data(), detail::geometry(g)});
+}
+
+}  // namespace haze::ops

@@ -1,0 +1,156 @@
+#pragma once
+// Moving data between layouts, and broadcasting adds:
+//   transpose12   [N, A, B] -> [N, B, A]            (channels <-> tokens for attention)
+//   concat_channels / split_channels                 (U-Net skip connections)
+//   upsample_nearest2x and its adjoint               (Upsample)
+//   add_bias       y[.., c] += b[c] over the last axis, or per channel of NCHW
+//   add_per_sample_channel  y[n, c, h, w] += v[n, c] (the time embedding in a ResBlock)
+
+#include <cstdint>
+
+#include "haze/core/error.hpp"
+#include "haze/core/macros.hpp"
+#include "haze/core/tensor.hpp"
+
+namespace haze::ops {
+
+namespace detail {
+
+template <class T>
+struct Transpose12 {
+  const T* x;
+  T* y;
+  int64_t A, Bn;
+  HAZE_HD void operator()(int64_t index) const {  // index over y [N, B, A]
+    const int64_t a = index % A, b = (index / A) % Bn, n = index / (A * Bn);
+    y[index] = x[(n * A + a) * Bn + b];
+  }
+};
+
+template <class T>
+struct ConcatChannels {
+  const T* first;
+  const T* second;
+  T* out;
+  int64_t c1, c2, plane;
+  HAZE_HD void operator()(int64_t index) const {  // index over out [N, c1 + c2, plane]
+    const int64_t p = index % plane, c = (index / plane) % (c1 + c2), n = index / (plane * (c1 + c2));
+    out[index] = c < c1 ? first[(n * c1 + c) * plane + p] : second[(n * c2 + c - c1) * plane + p];
+  }
+};
+
+template <class T>
+struct SplitChannels {  // the adjoint of ConcatChannels: one output at a time
+  const T* in;
+  T* part;
+  int64_t offset, count, total, plane;
+  HAZE_HD void operator()(int64_t index) const {  // index over part [N, count, plane]
+    const int64_t p = index % plane, c = (index / plane) % count, n = index / (plane * count);
+    part[index] = in[(n * total + offset + c) * plane + p];
+  }
+};
+
+template <class T>
+struct Nearest2x {
+  const T* x;
+  T* y;
+  int64_t H, W;  // input extents
+  HAZE_HD void operator()(int64_t index) const {  // index over y [N, C, 2H, 2W]
+    const int64_t w = index % (2 * W), h = (index / (2 * W)) % (2 * H), nc = index / (4 * H * W);
+    y[index] = x[(nc * H + h / 2) * W + w / 2];
+  }
+};
+
+template <class T>
+struct Nearest2xAdjoint {
+  const T* dy;
+  T* dx;
+  int64_t H, W;
+  HAZE_HD void operator()(int64_t index) const {  // index over dx [N, C, H, W]
+    const int64_t w = index % W, h = (index / W) % H, nc = index / (H * W);
+    const T* row0 = dy + (nc * 2 * H + 2 * h) * 2 * W + 2 * w;
+    dx[index] = row0[0] + row0[1] + row0[2 * W] + row0[2 * W + 1];
+  }
+};
+
+template <class T>
+struct AddBroadcast {  // y[i] += v[(i / inner) % count]
+  T* y;
+  const T* v;
+  int64_t inner, count;
+  HAZE_HD void operator()(int64_t i) const { y[i] += v[(i / inner) % count]; }
+};
+
+}  // namespace detail
+
+template <Real T, Backend B>
+void transpose12(const Tensor<T, B>& x, Tensor<T, B>& y) {
+  x.require_nonempty("ops::transpose12");
+  HAZE_REQUIRE(x.rank() == 3 && y.shape() == (Shape{x.dim(0), x.dim(2), x.dim(1)}),
+               "ops::transpose12: expects x [N, A, B] and y [N, B, A], got x ", x.shape(), " and y ", y.shape());
+  B::for_each_index(y.numel(), detail::Transpose12<T>{x.data(), y.data(), x.dim(1), x.dim(2)});
+}
+
+// out = cat([first, second], channel axis), all NCHW with equal N, H, W.
+template <Real T, Backend B>
+void concat_channels(const Tensor<T, B>& first, const Tensor<T, B>& second, Tensor<T, B>& out) {
+  first.require_nonempty("ops::concat_channels");
+  second.require_nonempty("ops::concat_channels");
+  HAZE_REQUIRE(first.rank() == 4 && second.rank() == 4 && first.dim(0) == second.dim(0) &&
+                   first.dim(2) == second.dim(2) && first.dim(3) == second.dim(3),
+               "ops::concat_channels: cannot concatenate ", first.shape(), " and ", second.shape());
+  const Shape expected{first.dim(0), first.dim(1) + second.dim(1), first.dim(2), first.dim(3)};
+  HAZE_REQUIRE(out.shape() == expected, "ops::concat_channels: output must be ", expected, ", got ", out.shape());
+  B::for_each_index(out.numel(), detail::ConcatChannels<T>{first.data(), second.data(), out.data(), first.dim(1),
+                                                           second.dim(1), first.dim(2) * first.dim(3)});
+}
+
+// part = in[:, offset : offset + part.C]
+template <Real T, Backend B>
+void split_channels(const Tensor<T, B>& in, int64_t offset, Tensor<T, B>& part) {
+  in.require_nonempty("ops::split_channels");
+  HAZE_REQUIRE(in.rank() == 4 && part.rank() == 4 && part.dim(0) == in.dim(0) && part.dim(2) == in.dim(2) &&
+                   part.dim(3) == in.dim(3) && offset >= 0 && offset + part.dim(1) <= in.dim(1),
+               "ops::split_channels: cannot take ", part.shape(), " at channel ", offset, " of ", in.shape());
+  B::for_each_index(part.numel(), detail::SplitChannels<T>{in.data(), part.data(), offset, part.dim(1), in.dim(1),
+                                                           in.dim(2) * in.dim(3)});
+}
+
+template <Real T, Backend B>
+void upsample_nearest2x(const Tensor<T, B>& x, Tensor<T, B>& y) {
+  x.require_nonempty("ops::upsample_nearest2x");
+  const Shape expected{x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)};
+  HAZE_REQUIRE(x.rank() == 4 && y.shape() == expected, "ops::upsample_nearest2x: output must be ", expected,
+               ", got ", y.shape());
+  B::for_each_index(y.numel(), detail::Nearest2x<T>{x.data(), y.data(), x.dim(2), x.dim(3)});
+}
+
+template <Real T, Backend B>
+void upsample_nearest2x_backward(const Tensor<T, B>& dy, Tensor<T, B>& dx) {
+  dy.require_nonempty("ops::upsample_nearest2x_backward");
+  HAZE_REQUIRE(dx.rank() == 4 && dy.shape() == (Shape{dx.dim(0), dx.dim(1), 2 * dx.dim(2), 2 * dx.dim(3)}),
+               "ops::upsample_nearest2x_backward: dy ", dy.shape(), " is not twice dx ", dx.shape());
+  B::for_each_index(dx.numel(), detail::Nearest2xAdjoint<T>{dy.data(), dx.data(), dx.dim(2), dx.dim(3)});
+}
+
+// y[..., c] += b[c] when y is [R, C]; y[n, c, h, w] += b[c] when y is NCHW.
+template <Real T, Backend B>
+void add_bias(Tensor<T, B>& y, const Tensor<T, B>& b) {
+  y.require_nonempty("ops::add_bias");
+  const bool nchw = y.rank() == 4;
+  const int64_t channels = nchw ? y.dim(1) : y.dim(y.rank() - 1);
+  HAZE_REQUIRE(b.shape() == Shape{channels}, "ops::add_bias: bias ", b.shape(), " does not match ", y.shape());
+  const int64_t inner = nchw ? y.dim(2) * y.dim(3) : 1;
+  B::for_each_index(y.numel(), detail::AddBroadcast<T>{y.data(), b.data(), inner, channels});
+}
+
+// y[n, c, h, w] += v[n, c]
+template <Real T, Backend B>
+void add_per_sample_channel(Tensor<T, B>& y, const Tensor<T, B>& v) {
+  y.require_nonempty("ops::add_per_sample_channel");
+  HAZE_REQUIRE(y.rank() == 4 && v.shape() == (Shape{y.dim(0), y.dim(1)}), "ops::add_per_sample_channel: ",
+               v.shape(), " does not match [N, C] of ", y.shape());
+  B::for_each_index(y.numel(), detail::AddBroadcast<T>{y.data(), v.data(), y.dim(2) * y.dim(3), y.dim(0) * y.dim(1)});
+}
+
+}  // namespace haze::ops

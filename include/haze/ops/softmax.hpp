@@ -1,0 +1,65 @@
+#pragma once
+// Softmax over the last axis, in place, and its backward:
+//   p = exp(s - max s) / sum exp(s - max s)
+//   ds = p * (dp - sum(dp * p))      (per row)
+// One functor call per row: rows are short (attention: tokens of one image).
+
+#include <cmath>
+#include <cstdint>
+
+#include "haze/core/error.hpp"
+#include "haze/core/macros.hpp"
+#include "haze/core/tensor.hpp"
+#include "haze/ops/elementwise.hpp"
+
+namespace haze::ops {
+
+namespace detail {
+
+template <class T>
+struct SoftmaxRow {
+  T* x;
+  int64_t cols;
+  HAZE_HD void operator()(int64_t row) const {
+    T* r = x + row * cols;
+    T top = r[0];
+    for (int64_t j = 1; j < cols; ++j) top = r[j] > top ? r[j] : top;
+    Accumulator total = 0;
+    for (int64_t j = 0; j < cols; ++j) total += (r[j] = exp(r[j] - top));
+    const T inv = T(1 / total);
+    for (int64_t j = 0; j < cols; ++j) r[j] *= inv;
+  }
+};
+
+template <class T>
+struct SoftmaxBackwardRow {
+  const T* p;
+  T* d;  // dp in, ds out
+  int64_t cols;
+  HAZE_HD void operator()(int64_t row) const {
+    const T* pr = p + row * cols;
+    T* dr = d + row * cols;
+    Accumulator dot = 0;
+    for (int64_t j = 0; j < cols; ++j) dot += Accumulator(dr[j]) * Accumulator(pr[j]);
+    for (int64_t j = 0; j < cols; ++j) dr[j] = pr[j] * (dr[j] - T(dot));
+  }
+};
+
+}  // namespace detail
+
+template <Real T, Backend B>
+void softmax_rows(Tensor<T, B>& x) {
+  x.require_nonempty("ops::softmax_rows");
+  const int64_t cols = x.dim(x.rank() - 1);
+  B::for_each_index(x.numel() / cols, detail::SoftmaxRow<T>{x.data(), cols});
+}
+
+// d holds dL/dp on entry and dL/ds on return; p is the softmax output.
+template <Real T, Backend B>
+void softmax_rows_backward(const Tensor<T, B>& p, Tensor<T, B>& d) {
+  detail::require_same_shape("ops::softmax_rows_backward", "p", p, "d", d);
+  const int64_t cols = p.dim(p.rank() - 1);
+  B::for_each_index(p.numel() / cols, detail::SoftmaxBackwardRow<T>{p.data(), d.data(), cols});
+}
+
+}  // namespace haze::ops
