@@ -1,0 +1,138 @@
+#pragma once
+// ResBlock, as diffusers' ResnetBlock2D with time_embedding_norm "default"
+// and output_scale_factor 1:
+//   h = conv1(SiLU(norm1(x)))
+//   h = h + time_emb_proj(SiLU(temb))[:, :, None, None]
+//   h = conv2(dropout(SiLU(norm2(h))))
+//   y = shortcut(x) + h,  shortcut = 1x1 conv_shortcut when channels change, else identity
+// backward walks the same chain in reverse; dy reaches both the residual
+// branch and the shortcut, and the time-embedding gradient is returned
+// through backward_temb() (the U-Net sums it over all blocks).
+// Dropout masks come from Philox (keep if u >= p, scale 1/(1-p)), so a
+// (seed, offset) reproduces them on any backend.
+
+#include <optional>
+
+#include "haze/core/generator.hpp"
+#include "haze/nn/activation.hpp"
+#include "haze/nn/conv2d.hpp"
+#include "haze/nn/group_norm.hpp"
+#include "haze/nn/linear.hpp"
+#include "haze/ops/layout.hpp"
+
+namespace haze::nn {
+
+namespace detail {
+
+template <class T>
+struct DropoutMask {  // mask[i] = (u_i >= p) / (1 - p), u_i from Philox block offset + i/4
+  uint64_t seed, offset;
+  double p;
+  HAZE_HD T operator()(int64_t i) const {
+    const philox::Block bits = philox::philox4x32_10(philox::counter_of(offset + uint64_t(i) / 4), philox::key_of(seed));
+    const double u = double(bits.v[i % 4]) * 2.3283064365386962890625e-10;
+    return u >= p ? T(1 / (1 - p)) : T(0);
+  }
+};
+
+}  // namespace detail
+
+template <Real T, Backend B>
+class ResBlock {
+ public:
+  using value_type = T;
+  using backend_type = B;
+
+  ResBlock(int64_t in_channels, int64_t out_channels, int64_t temb_channels, int64_t groups, double eps = 1e-5,
+           double dropout = 0.0)
+      : in_(in_channels), out_(out_channels), dropout_(dropout), norm1_(groups, in_channels, eps),
+        conv1_(in_channels, out_channels, 3, 1, 1), time_emb_proj_(temb_channels, out_channels),
+        norm2_(groups, out_channels, eps), conv2_(out_channels, out_channels, 3, 1, 1) {
+    HAZE_REQUIRE(dropout >= 0 && dropout < 1, "ResBlock: dropout must be in [0, 1), got ", dropout);
+    if (in_channels != out_channels) shortcut_.emplace(in_channels, out_channels, 1);
+  }
+
+  int64_t in_channels() const { return in_; }
+  int64_t out_channels() const { return out_; }
+
+  // x [N, Cin, H, W], temb [N, E]. With a generator and dropout > 0 the
+  // dropout mask is drawn (training); without one dropout is off.
+  Tensor<T, B> forward(const Tensor<T, B>& x, const Tensor<T, B>& temb, Generator* gen = nullptr) {
+    return run(x, temb, gen, true);
+  }
+  Tensor<T, B> infer(const Tensor<T, B>& x, const Tensor<T, B>& temb) { return run(x, temb, nullptr, false); }
+
+  // Returns dL/dx; dL/dtemb is kept for backward_temb().
+  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+    HAZE_REQUIRE(cached_, "ResBlock::backward called without a matching forward");
+    cached_ = false;
+    Tensor<T, B> dh = conv2_.backward(dy);
+    if (!mask_.empty()) {
+      ops::mul(dh, mask_, dh);
+      mask_ = Tensor<T, B>();
+    }
+    dh = norm2_.backward(silu2_.backward(dh));
+    // h = conv1(...) + proj(temb) broadcast: the projection's gradient sums dh over H, W.
+    Tensor<T, B> dproj({dh.dim(0), out_});
+    ops::sum_axes(dh, 1, dh.dim(0) * out_, dh.dim(2) * dh.dim(3), dproj);
+    dtemb_ = silu_temb_.backward(time_emb_proj_.backward(dproj));
+    Tensor<T, B> dx = norm1_.backward(silu1_.backward(conv1_.backward(dh)));
+    if (shortcut_) ops::axpy(T(1), shortcut_->backward(dy), dx);
+    else ops::axpy(T(1), dy, dx);
+    return dx;
+  }
+
+  const Tensor<T, B>& backward_temb() const { return dtemb_; }
+
+  void parameters(Parameters<T, B>& out, std::string_view prefix) {
+    norm1_.parameters(out, join_name(prefix, "norm1"));
+    conv1_.parameters(out, join_name(prefix, "conv1"));
+    time_emb_proj_.parameters(out, join_name(prefix, "time_emb_proj"));
+    norm2_.parameters(out, join_name(prefix, "norm2"));
+    conv2_.parameters(out, join_name(prefix, "conv2"));
+    if (shortcut_) shortcut_->parameters(out, join_name(prefix, "conv_shortcut"));
+  }
+
+ private:
+  Tensor<T, B> run(const Tensor<T, B>& x, const Tensor<T, B>& temb, Generator* gen, bool training) {
+    x.require_nonempty("ResBlock::forward");
+    temb.require_nonempty("ResBlock::forward (temb)");
+    HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == in_, "ResBlock: expects input [N, ", in_, ", H, W], got ", x.shape());
+    HAZE_REQUIRE(temb.rank() == 2 && temb.dim(0) == x.dim(0), "ResBlock: time embedding ", temb.shape(),
+                 " does not match the batch of ", x.shape());
+    const auto step = [training](auto& layer, const Tensor<T, B>& in) {
+      return training ? layer.forward(in) : layer.infer(in);
+    };
+    Tensor<T, B> h = step(conv1_, step(silu1_, step(norm1_, x)));
+    ops::add_per_sample_channel(h, step(time_emb_proj_, step(silu_temb_, temb)));
+    h = step(silu2_, step(norm2_, h));
+    if (training && gen && dropout_ > 0) {
+      mask_ = Tensor<T, B>(h.shape());
+      ops::map_index(mask_, detail::DropoutMask<T>{gen->seed, gen->offset, dropout_});
+      gen->offset += static_cast<uint64_t>(philox::blocks_for(h.numel()));
+      ops::mul(h, mask_, h);
+    }
+    h = step(conv2_, h);
+    if (shortcut_) ops::axpy(T(1), step(*shortcut_, x), h);
+    else ops::axpy(T(1), x, h);
+    cached_ = training;
+    return h;
+  }
+
+  int64_t in_, out_;
+  double dropout_;
+  GroupNorm<T, B> norm1_;
+  SiLU<T, B> silu1_;
+  Conv2d<T, B> conv1_;
+  SiLU<T, B> silu_temb_;
+  Linear<T, B> time_emb_proj_;
+  GroupNorm<T, B> norm2_;
+  SiLU<T, B> silu2_;
+  Conv2d<T, B> conv2_;
+  std::optional<Conv2d<T, B>> shortcut_;
+  Tensor<T, B> mask_;   // dropout mask of the forward, if any
+  Tensor<T, B> dtemb_;  // dL/dtemb of the last backward
+  bool cached_ = false;
+};
+
+}  // namespace haze::nn
