@@ -624,8 +624,10 @@ note: diffusers itself computes the sinusoid in float32 and, with upcast_softmax
     c.add("output.y", y)
     (y * dy).sum().backward()
     c.add("grad.input.x", x.grad)
+    # Parameter gradients as summaries: 177k values in full would make the
+    # file ~1 MB; sums and 16 fixed samples per tensor catch any wrong one.
     for pname, p in m.named_parameters():
-        c.add("grad." + pname, p.grad)
+        c.add("grad." + pname, p.grad, force_summary=p.numel() > 64)
     for pname, p in m.named_parameters():
         c.add("param." + pname, p, force_summary=True)
     return c.write(), m
