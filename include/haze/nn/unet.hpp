@@ -1,0 +1,280 @@
+#pragma once
+// UNet: diffusers' UNet2DModel (DDPM's architecture), parameter names
+// included. With C = block_out_channels and L = layers_per_block:
+//
+//   temb = time_embedding(sinusoid(t, C[0]))  [+ class_embedding(label)]   [N, 4 C[0]]
+//   h = conv_in(x);                                        push skip
+//   down level i: L x (ResBlock -> [Attention]);          push skip after each
+//                 Downsample unless last;                   push skip
+//   mid: ResBlock, Attention, ResBlock
+//   up level i (mirror of level L-1-i): (L + 1) x (concat(h, pop skip) -> ResBlock -> [Attention]);
+//                 Upsample unless last
+//   y = conv_out(SiLU(conv_norm_out(h)))
+//
+// backward is the same walk in reverse, written out below: each up-block
+// ResBlock's input gradient is split into the part for h and the part for
+// its skip; skip gradients wait in `dskips` until the down path reaches the
+// tensor that produced them; every ResBlock's time-embedding gradient is
+// summed into dtemb, which finally goes through the embeddings.
+// Memory held between forward and backward: each layer's handle on its own
+// input (the skips are among them, held once) and the concatenated up-block
+// inputs.
+
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "haze/nn/activation.hpp"
+#include "haze/nn/attention.hpp"
+#include "haze/nn/class_embedding.hpp"
+#include "haze/nn/conv2d.hpp"
+#include "haze/nn/group_norm.hpp"
+#include "haze/nn/res_block.hpp"
+#include "haze/nn/resample.hpp"
+#include "haze/nn/timestep_embedding.hpp"
+#include "haze/nn/unet_config.hpp"
+#include "haze/ops/layout.hpp"
+
+namespace haze::nn {
+
+template <Real T, Backend B>
+class UNet {
+ public:
+  using value_type = T;
+  using backend_type = B;
+
+  explicit UNet(UNetConfig config)
+      : config_((config.validate(), std::move(config))),
+        conv_in_(config_.in_channels, config_.block_out_channels[0], 3, 1, 1),
+        time_embedding_(config_.block_out_channels[0], config_.time_embed_dim()),
+        conv_norm_out_(config_.norm_groups, config_.block_out_channels[0], config_.norm_eps),
+        conv_out_(config_.block_out_channels[0], config_.out_channels, 3, 1, 1) {
+    const auto& C = config_.block_out_channels;
+    const int levels = config_.levels();
+    const int64_t E = config_.time_embed_dim();
+    if (config_.num_classes > 0) class_embedding_.emplace(config_.num_classes, E);
+    const auto resblock = [&](int64_t in, int64_t out) {
+      return ResBlock<T, B>(in, out, E, config_.norm_groups, config_.norm_eps, config_.dropout);
+    };
+    const auto attention = [&](int64_t channels) {
+      return Attention<T, B>(channels, config_.attention_head_dim, config_.norm_groups, config_.norm_eps);
+    };
+    int64_t channels = C[0];
+    for (int i = 0; i < levels; ++i) {
+      Level level;
+      for (int j = 0; j < config_.layers_per_block; ++j) {
+        level.resnets.push_back(resblock(j == 0 ? channels : C[i], C[i]));
+        if (config_.has_attention(i)) level.attentions.push_back(attention(C[i]));
+      }
+      if (i + 1 < levels) level.downsample.emplace(C[i]);
+      channels = C[i];
+      down_.push_back(std::move(level));
+    }
+    mid_resnets_.push_back(resblock(C.back(), C.back()));
+    mid_attention_.push_back(attention(C.back()));
+    mid_resnets_.push_back(resblock(C.back(), C.back()));
+    int64_t previous = C.back();
+    for (int i = 0; i < levels; ++i) {
+      const int64_t out = C[levels - 1 - i], in = C[std::max(levels - 2 - i, 0)];
+      Level level;
+      for (int j = 0; j <= config_.layers_per_block; ++j) {
+        const int64_t skip = j == config_.layers_per_block ? in : out;
+        level.resnets.push_back(resblock((j == 0 ? previous : out) + skip, out));
+        if (config_.has_attention(levels - 1 - i)) level.attentions.push_back(attention(out));
+      }
+      if (i + 1 < levels) level.upsample.emplace(out);
+      previous = out;
+      up_.push_back(std::move(level));
+    }
+  }
+
+  const UNetConfig& config() const { return config_; }
+
+  // x [N, in, H, W]; one timestep per sample (may be fractional); labels,
+  // one per sample, when the model is class-conditional (num_classes = the
+  // null class). A generator turns dropout on.
+  Tensor<T, B> forward(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {},
+                       Generator* gen = nullptr) {
+    return run(x, timesteps, labels, gen, true);
+  }
+  Tensor<T, B> infer(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {}) {
+    return run(x, timesteps, labels, nullptr, false);
+  }
+
+  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+    HAZE_REQUIRE(cached_, "UNet::backward called without a matching forward");
+    cached_ = false;
+    Tensor<T, B> dh = conv_norm_out_.backward(silu_out_.backward(conv_out_.backward(dy)));
+    Tensor<T, B> dtemb = Tensor<T, B>::zeros({dh.dim(0), config_.time_embed_dim()});
+    std::vector<Tensor<T, B>> dskips(skip_channels_.size());
+
+    // Up path, last level first; every ResBlock input is concat(h, skip).
+    for (int i = config_.levels() - 1; i >= 0; --i) {
+      Level& level = up_[i];
+      if (level.upsample) dh = level.upsample->backward(dh);
+      for (int j = config_.layers_per_block; j >= 0; --j) {
+        if (!level.attentions.empty()) dh = level.attentions[j].backward(dh);
+        const Tensor<T, B> dcat = level.resnets[j].backward(dh);
+        ops::axpy(T(1), level.resnets[j].backward_temb(), dtemb);
+        const int64_t skip_c = skip_channels_[up_skip_index(i, j)], h_c = dcat.dim(1) - skip_c;
+        dh = Tensor<T, B>({dcat.dim(0), h_c, dcat.dim(2), dcat.dim(3)});
+        ops::split_channels(dcat, 0, dh);
+        Tensor<T, B> ds({dcat.dim(0), skip_c, dcat.dim(2), dcat.dim(3)});
+        ops::split_channels(dcat, h_c, ds);
+        dskips[up_skip_index(i, j)] = std::move(ds);
+      }
+    }
+
+    // Middle.
+    dh = mid_resnets_[1].backward(dh);
+    ops::axpy(T(1), mid_resnets_[1].backward_temb(), dtemb);
+    dh = mid_attention_[0].backward(dh);
+    dh = mid_resnets_[0].backward(dh);
+    ops::axpy(T(1), mid_resnets_[0].backward_temb(), dtemb);
+
+    // Down path, last level first: where a tensor was pushed as a skip, its
+    // gradient is the sum of what the down path and the skip brought back.
+    size_t index = skip_channels_.size();
+    for (int i = config_.levels() - 1; i >= 0; --i) {
+      Level& level = down_[i];
+      if (level.downsample) {
+        ops::axpy(T(1), dskips[--index], dh);
+        dh = level.downsample->backward(dh);
+      }
+      for (int j = config_.layers_per_block - 1; j >= 0; --j) {
+        ops::axpy(T(1), dskips[--index], dh);
+        if (!level.attentions.empty()) dh = level.attentions[j].backward(dh);
+        dh = level.resnets[j].backward(dh);
+        ops::axpy(T(1), level.resnets[j].backward_temb(), dtemb);
+      }
+    }
+    ops::axpy(T(1), dskips[--index], dh);  // conv_in's output was the first skip
+    Tensor<T, B> dx = conv_in_.backward(dh);
+
+    if (class_embedding_) class_embedding_->backward(dtemb);
+    time_embedding_.backward(dtemb);  // the sinusoid needs no gradient
+    return dx;
+  }
+
+  void parameters(Parameters<T, B>& out, std::string_view prefix) {
+    conv_in_.parameters(out, join_name(prefix, "conv_in"));
+    time_embedding_.parameters(out, join_name(prefix, "time_embedding"));
+    if (class_embedding_) class_embedding_->parameters(out, join_name(prefix, "class_embedding"));
+    for (size_t i = 0; i < down_.size(); ++i)
+      down_[i].parameters(out, join_name(prefix, "down_blocks." + std::to_string(i)), "downsamplers.0");
+    for (size_t j = 0; j < mid_resnets_.size(); ++j)
+      mid_resnets_[j].parameters(out, join_name(prefix, "mid_block.resnets." + std::to_string(j)));
+    mid_attention_[0].parameters(out, join_name(prefix, "mid_block.attentions.0"));
+    for (size_t i = 0; i < up_.size(); ++i)
+      up_[i].parameters(out, join_name(prefix, "up_blocks." + std::to_string(i)), "upsamplers.0");
+    conv_norm_out_.parameters(out, join_name(prefix, "conv_norm_out"));
+    conv_out_.parameters(out, join_name(prefix, "conv_out"));
+  }
+
+ private:
+  struct Level {
+    std::vector<ResBlock<T, B>> resnets;
+    std::vector<Attention<T, B>> attentions;  // empty, or one per ResBlock
+    std::optional<Downsample<T, B>> downsample;
+    std::optional<Upsample<T, B>> upsample;
+
+    void parameters(Parameters<T, B>& out, const std::string& prefix, const char* resampler) {
+      for (size_t j = 0; j < attentions.size(); ++j) attentions[j].parameters(out, prefix + ".attentions." + std::to_string(j));
+      for (size_t j = 0; j < resnets.size(); ++j) resnets[j].parameters(out, prefix + ".resnets." + std::to_string(j));
+      if (downsample) downsample->parameters(out, prefix + "." + resampler);
+      if (upsample) upsample->parameters(out, prefix + "." + resampler);
+    }
+  };
+
+  // Up level i, ResBlock j pops skip number (total - 1 - (i (L + 1) + j)).
+  size_t up_skip_index(int i, int j) const {
+    return skip_channels_.size() - 1 - size_t(i * (config_.layers_per_block + 1) + j);
+  }
+
+  template <class Layer>
+  static Tensor<T, B> step(Layer& layer, const Tensor<T, B>& x, bool training) {
+    return training ? layer.forward(x) : layer.infer(x);
+  }
+
+  Tensor<T, B> run(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels,
+                   Generator* gen, bool training) {
+    check_inputs(x, timesteps, labels);
+    // Time (and class) embedding.
+    const Tensor<T, B> sinusoid = sinusoidal_embedding<T, B>(timesteps, config_.block_out_channels[0]);
+    Tensor<T, B> temb = step(time_embedding_, sinusoid, training);
+    if (class_embedding_) {
+      ops::axpy(T(1), training ? class_embedding_->forward(labels) : class_embedding_->infer(labels), temb);
+    }
+    const auto resnet = [&](ResBlock<T, B>& block, const Tensor<T, B>& in) {
+      return training ? block.forward(in, temb, gen) : block.infer(in, temb);
+    };
+
+    std::vector<Tensor<T, B>> skips;
+    Tensor<T, B> h = step(conv_in_, x, training);
+    skips.push_back(keep(h));
+    for (Level& level : down_) {
+      for (size_t j = 0; j < level.resnets.size(); ++j) {
+        h = resnet(level.resnets[j], h);
+        if (!level.attentions.empty()) h = step(level.attentions[j], h, training);
+        skips.push_back(keep(h));
+      }
+      if (level.downsample) {
+        h = step(*level.downsample, h, training);
+        skips.push_back(keep(h));
+      }
+    }
+    skip_channels_.clear();
+    for (const auto& s : skips) skip_channels_.push_back(s.dim(1));
+
+    h = resnet(mid_resnets_[0], h);
+    h = step(mid_attention_[0], h, training);
+    h = resnet(mid_resnets_[1], h);
+
+    for (Level& level : up_) {
+      for (size_t j = 0; j < level.resnets.size(); ++j) {
+        const Tensor<T, B> skip = std::move(skips.back());
+        skips.pop_back();
+        Tensor<T, B> joined({h.dim(0), h.dim(1) + skip.dim(1), h.dim(2), h.dim(3)});
+        ops::concat_channels(h, skip, joined);
+        h = resnet(level.resnets[j], joined);
+        if (!level.attentions.empty()) h = step(level.attentions[j], h, training);
+      }
+      if (level.upsample) h = step(*level.upsample, h, training);
+    }
+    Tensor<T, B> y = step(conv_out_, step(silu_out_, step(conv_norm_out_, h, training), training), training);
+    cached_ = training;
+    return y;
+  }
+
+  void check_inputs(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels) const {
+    x.require_nonempty("UNet::forward");
+    HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == config_.in_channels, "UNet: expects input [N, ", config_.in_channels,
+                 ", H, W], got ", x.shape());
+    const int64_t factor = int64_t(1) << (config_.levels() - 1);
+    HAZE_REQUIRE(x.dim(2) % factor == 0 && x.dim(3) % factor == 0, "UNet: spatial size ", x.dim(2), "x",
+                 x.dim(3), " is not divisible by 2^(levels - 1) = ", factor);
+    HAZE_REQUIRE(static_cast<int64_t>(timesteps.size()) == x.dim(0), "UNet: ", timesteps.size(),
+                 " timesteps for a batch of ", x.dim(0));
+    if (class_embedding_) {
+      HAZE_REQUIRE(static_cast<int64_t>(labels.size()) == x.dim(0), "UNet: class-conditional model needs ",
+                   x.dim(0), " labels, got ", labels.size(), " (use ", config_.num_classes, " for no class)");
+    } else {
+      HAZE_REQUIRE(labels.empty(), "UNet: labels given to an unconditional model (num_classes = 0)");
+    }
+  }
+
+  UNetConfig config_;
+  Conv2d<T, B> conv_in_;
+  TimestepEmbedding<T, B> time_embedding_;
+  std::optional<ClassEmbedding<T, B>> class_embedding_;
+  std::vector<Level> down_, up_;
+  std::vector<ResBlock<T, B>> mid_resnets_;
+  std::vector<Attention<T, B>> mid_attention_;
+  GroupNorm<T, B> conv_norm_out_;
+  SiLU<T, B> silu_out_;
+  Conv2d<T, B> conv_out_;
+  std::vector<int64_t> skip_channels_;  // channels of each skip, in push order
+  bool cached_ = false;
+};
+
+}  // namespace haze::nn

@@ -1,0 +1,125 @@
+// The whole UNet: diffusers' parameter names, PyTorch golden numbers for the
+// tiny config, a finite-difference check of every parameter tensor, and bad input.
+#include <haze/haze.hpp>
+#include <haze/nn/unet.hpp>
+#include <haze/verify/gradcheck.hpp>
+
+#include <set>
+#include <sstream>
+
+#include "nn/deterministic_init.hpp"
+#include "nn/golden_file.hpp"
+
+using haze::backend::Cpu;
+using haze::test::mentions;
+namespace nn = haze::nn;
+
+namespace {
+nn::UNetConfig tiny_conditional() {
+  nn::UNetConfig c = nn::UNetConfig::tiny();
+  c.num_classes = 4;  // + the null class 4, as in tests/golden/nn/unet_tiny.txt
+  return c;
+}
+}  // namespace
+
+TEST_CASE("UNet parameters carry diffusers' state_dict names and shapes", "[nn][unet]") {
+  nn::UNet<float, Cpu> unet(tiny_conditional());
+  // Every "# param <name> <dims>" line of the golden file, from PyTorch's state_dict.
+  std::ifstream file(HAZE_GOLDEN_DIR "/nn/unet_tiny.txt");
+  std::map<std::string, std::vector<int64_t>> expected;
+  for (std::string line; std::getline(file, line);) {
+    if (line.rfind("# param ", 0) != 0) continue;
+    std::istringstream in(line.substr(8));
+    std::string name;
+    in >> name;
+    std::vector<int64_t> dims;
+    for (int64_t d; in >> d;) dims.push_back(d);
+    expected[name] = dims;
+  }
+  REQUIRE(expected.size() == 145);
+  const auto params = nn::parameters_of(unet);
+  std::set<std::string> seen;
+  int64_t count = 0;
+  for (const auto& p : params) {
+    INFO(p.name);
+    REQUIRE(expected.contains(p.name));
+    std::vector<int64_t> dims;
+    for (int a = 0; a < p.value->rank(); ++a) dims.push_back(p.value->dim(a));
+    CHECK(dims == expected[p.name]);
+    seen.insert(p.name);
+    count += p.value->numel();
+  }
+  CHECK(seen.size() == expected.size());
+  CHECK(count == 177169);
+}
+
+TEMPLATE_TEST_CASE("the tiny UNet matches PyTorch (diffusers' UNet2DModel semantics)", "[nn][unet][golden]", float,
+                   double) {
+  using T = TestType;
+  // double: 1e-10 of each tensor's scale; float: 1e-4 (the whole-model bar).
+  const double tol = std::is_same_v<T, double> ? 1e-10 : 1e-4;
+  const haze::test::GoldenFile golden("unet_tiny");
+  nn::UNet<T, Cpu> unet(tiny_conditional());
+  haze::test::deterministic_init(unet);
+  for (auto& p : nn::parameters_of(unet)) golden.check("param." + p.name, *p.value, 1e-15 + (std::is_same_v<T, float> ? 1e-7 : 0));
+  const auto x = golden.tensor<T, Cpu>("input.x");
+  const std::vector<double> t = golden.values("input.t");
+  std::vector<int64_t> labels;
+  for (double v : golden.values("input.labels")) labels.push_back(static_cast<int64_t>(v));
+  const auto y = unet.forward(x, t, labels);
+  golden.check("output.y", y, tol);
+  golden.check("grad.input.x", unet.backward(golden.tensor<T, Cpu>("input.dy")), tol);
+  for (auto& p : nn::parameters_of(unet)) golden.check("grad." + p.name, *p.grad, tol);
+  // infer gives forward's output and caches nothing.
+  const auto again = unet.infer(x, t, labels);
+  CHECK(haze::verify::compare(again, y, 0, 0).ok());
+  CHECK_THROWS_WITH(unet.backward(golden.tensor<T, Cpu>("input.dy")), mentions("UNet::backward called without a matching forward"));
+}
+
+TEST_CASE("the tiny UNet's backward matches finite differences for the input and every parameter tensor",
+          "[nn][unet][gradcheck]") {
+  nn::UNet<double, Cpu> unet(tiny_conditional());
+  haze::test::deterministic_init(unet);
+  const haze::test::GoldenFile golden("unet_tiny");
+  auto x = golden.tensor<double, Cpu>("input.x");
+  const std::vector<double> t = {10, 500.5};
+  const std::vector<int64_t> labels = {1, 4};
+  const auto report = haze::verify::gradcheck<double, Cpu>(
+      unet, {&x}, [&] { return unet.forward(x, t, labels); },
+      [&](const haze::Tensor<double, Cpu>& dy) {
+        std::vector<haze::Tensor<double, Cpu>> d;
+        d.push_back(unet.backward(dy));
+        return d;
+      },
+      {.samples = 2});
+  std::ostringstream text;
+  text << report;
+  INFO(text.str());
+  CHECK(report.entries.size() == 146);  // the input and 145 parameter tensors
+  CHECK(report.worst() < 1e-6);
+}
+
+TEST_CASE("UNet rejects bad configurations and inputs", "[nn][unet][errors]") {
+  using Tensor = haze::Tensor<float, Cpu>;
+  nn::UNetConfig bad = nn::UNetConfig::tiny();
+  bad.norm_groups = 5;
+  CHECK_THROWS_WITH((nn::UNet<float, Cpu>(bad)), mentions("norm_groups 5 does not divide block_out_channels entry 16"));
+  bad = nn::UNetConfig::tiny();
+  bad.attention_head_dim = 12;
+  CHECK_THROWS_WITH((nn::UNet<float, Cpu>(bad)), mentions("attention_head_dim 12 does not divide"));
+  bad = nn::UNetConfig::tiny();
+  bad.attention_levels = {2};
+  CHECK_THROWS_WITH((nn::UNet<float, Cpu>(bad)), mentions("attention level 2 outside [0, 2)"));
+
+  nn::UNet<float, Cpu> unet(tiny_conditional());
+  const std::vector<double> t = {1, 2};
+  const std::vector<int64_t> labels = {0, 1};
+  CHECK_THROWS_WITH(unet.forward(Tensor::zeros({2, 3, 16, 16}), t, labels), mentions("expects input [N, 1, H, W], got [2, 3, 16, 16]"));
+  CHECK_THROWS_WITH(unet.forward(Tensor::zeros({2, 1, 15, 16}), t, labels), mentions("spatial size 15x16 is not divisible by 2^(levels - 1) = 2"));
+  CHECK_THROWS_WITH(unet.forward(Tensor::zeros({2, 1, 16, 16}), std::vector<double>{1}, labels), mentions("1 timesteps for a batch of 2"));
+  CHECK_THROWS_WITH(unet.forward(Tensor::zeros({2, 1, 16, 16}), t, std::vector<int64_t>{0}), mentions("needs 2 labels, got 1"));
+  CHECK_THROWS_WITH(unet.forward(Tensor::zeros({2, 1, 16, 16}), t, std::vector<int64_t>{0, 7}), mentions("label 7 of sample 1 is outside [0, 4]"));
+  CHECK_THROWS_WITH(unet.backward(Tensor::zeros({2, 1, 16, 16})), mentions("UNet::backward called without a matching forward"));
+  nn::UNet<float, Cpu> unconditional(nn::UNetConfig::tiny());
+  CHECK_THROWS_WITH(unconditional.forward(Tensor::zeros({2, 1, 16, 16}), t, labels), mentions("labels given to an unconditional model"));
+}
