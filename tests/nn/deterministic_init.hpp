@@ -34,9 +34,9 @@ inline double deterministic_uniform(std::string_view name, uint64_t k) {
 }
 
 template <class Module>
-void deterministic_init(Module& module) {
+void deterministic_init(Module& model) {
   using T = typename Module::value_type;
-  for (auto& p : nn::parameters_of(module)) {
+  for (auto& p : nn::parameters_of(model)) {
     const int64_t n = p.value->numel();
     const double fan_in = double(n) / double(p.value->dim(0));
     std::vector<T> v(static_cast<size_t>(n));

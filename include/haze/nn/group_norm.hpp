@@ -73,6 +73,12 @@ struct GroupNormInputGradient {  // dx = rstd (dy gamma - s1/M - xhat s2/M)
   }
 };
 
+template <class T>
+struct RsqrtOfMean {  // sum of squares -> 1 / sqrt(sum / m + eps)
+  T inv_m, eps;
+  HAZE_HD T operator()(T sum_sq) const { return T(1) / sqrt(sum_sq * inv_m + eps); }
+};
+
 }  // namespace detail
 
 template <Real T, Backend B>
@@ -145,17 +151,12 @@ class GroupNorm {
     // Two passes (mean, then squared deviations) keep the variance accurate
     // when |mean| >> std.
     ops::sum_per_group(x, groups_, rstd, detail::ShiftedSquare<T>{mean.data()});
-    ops::map(rstd, RsqrtOfMean{T(1 / m), T(eps_)}, rstd);
+    ops::map(rstd, detail::RsqrtOfMean<T>{T(1 / m), T(eps_)}, rstd);
     Tensor<T, B> y(x.shape());
     ops::map_index(y, detail::Normalize<T>{x.data(), mean.data(), rstd.data(), weight_.value.data(),
                                            bias_.value.data(), index(x)});
     return y;
   }
-
-  struct RsqrtOfMean {  // sum of squares -> 1 / sqrt(sum / m + eps)
-    T inv_m, eps;
-    HAZE_HD T operator()(T sum_sq) const { return T(1) / sqrt(sum_sq * inv_m + eps); }
-  };
 
   int64_t groups_, channels_;
   double eps_;

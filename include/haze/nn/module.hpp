@@ -69,15 +69,15 @@ void add_parameter(Parameters<T, B>& out, std::string_view prefix, std::string_v
 
 // Every module's parameters, listed from the top.
 template <class Module>
-auto parameters_of(Module& module) {
+auto parameters_of(Module& model) {
   Parameters<typename Module::value_type, typename Module::backend_type> out;
-  module.parameters(out, "");
+  model.parameters(out, "");
   return out;
 }
 
 template <class Module>
-void zero_grad(Module& module) {
-  for (auto& p : parameters_of(module)) ops::fill(*p.grad, typename Module::value_type(0));
+void zero_grad(Module& model) {
+  for (auto& p : parameters_of(model)) ops::fill(*p.grad, typename Module::value_type(0));
 }
 
 // A handle on a forward input kept for backward (an alias, not a copy).

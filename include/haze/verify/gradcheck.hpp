@@ -56,10 +56,10 @@ struct GradcheckOptions {
 // returning y. backward(dy): the backward pass, returning dL/d(input) for
 // each input, in order.
 template <class T, class B, class Module>
-GradcheckReport gradcheck(Module& module, std::vector<Tensor<T, B>*> inputs, std::function<Tensor<T, B>()> run,
+GradcheckReport gradcheck(Module& model, std::vector<Tensor<T, B>*> inputs, std::function<Tensor<T, B>()> run,
                           std::function<std::vector<Tensor<T, B>>(const Tensor<T, B>&)> backward,
                           GradcheckOptions options = {}) {
-  auto params = nn::parameters_of(module);
+  auto params = nn::parameters_of(model);
   for (auto& p : params) ops::fill(*p.grad, T(0));
   Tensor<T, B> y = run();
   Tensor<T, B> dy(y.shape());

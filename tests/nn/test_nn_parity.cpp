@@ -1,0 +1,97 @@
+// Every layer and the whole UNet on backend::Device against backend::Cpu in
+// float, forward and backward (verify::against_cpu). Tolerances relative to
+// each tensor's scale: 1e-5 for a single layer (a few float roundings per
+// output, summed in different orders by the two GEMMs), 1e-4 for the whole
+// model (about thirty layers deep).
+#include <haze/haze.hpp>
+#include <haze/nn/unet.hpp>
+#include <haze/verify/against_cpu.hpp>
+
+#include <sstream>
+
+#include "nn/deterministic_init.hpp"
+#include "test_support.hpp"
+
+using haze::backend::Cpu;
+using haze::backend::Device;
+namespace nn = haze::nn;
+
+namespace {
+
+template <class B>
+using Tensor = haze::Tensor<float, B>;
+
+void require_ok(const haze::verify::AgainstCpuReport& report) {
+  std::ostringstream text;
+  text << report;
+  INFO(text.str());
+  REQUIRE(report.ok());
+}
+
+// A one-input layer: forward(x), backward(dy) on both backends.
+template <template <class, class> class Layer, class... Args>
+void check_layer(haze::Shape shape, Args... args) {
+  Layer<float, Device> device_layer(args...);
+  Layer<float, Cpu> cpu_layer(args...);
+  haze::test::deterministic_init(device_layer);
+  const auto host_x = haze::test::uniform<float>(shape.numel(), 3);
+  const auto run = [&](auto& layer) {
+    using B = typename std::remove_reference_t<decltype(layer)>::backend_type;
+    const auto x = Tensor<B>::from_host(shape, host_x);
+    Tensor<B> y = layer.forward(x);
+    const auto dy = Tensor<B>::from_host(y.shape(), haze::test::uniform<float>(y.numel(), 4));
+    Tensor<B> dx = layer.backward(dy);
+    std::vector<std::pair<std::string, Tensor<B>>> out;
+    out.emplace_back("output", std::move(y));
+    out.emplace_back("grad input", std::move(dx));
+    return out;
+  };
+  require_ok(haze::verify::against_cpu(device_layer, cpu_layer, run, 1e-5));
+}
+
+}  // namespace
+
+TEST_CASE("every layer on Device equals Cpu, forward and backward", "[device][nn]") {
+  check_layer<nn::Linear>({5, 6}, 6, 4);
+  check_layer<nn::Conv2d>({2, 3, 7, 6}, 3, 5, 3, 1, 1);
+  check_layer<nn::Conv2d>({2, 3, 8, 7}, 3, 4, 3, 2, 1);
+  check_layer<nn::Conv2d>({2, 6, 4, 5}, 6, 3, 1, 1, 0);
+  check_layer<nn::GroupNorm>({2, 6, 5, 4}, 3, 6, 1e-5);
+  check_layer<nn::SiLU>({2, 3, 4, 4});
+  check_layer<nn::Attention>({2, 8, 4, 3}, 8, 4, 2, 1e-5);
+  check_layer<nn::Downsample>({2, 4, 6, 6}, 4);
+  check_layer<nn::Upsample>({2, 4, 3, 3}, 4);
+  check_layer<nn::TimestepEmbedding>({3, 16}, 16, 32);
+}
+
+TEST_CASE("ResBlock on Device equals Cpu, with the time-embedding gradient", "[device][nn]") {
+  nn::ResBlock<float, Device> device_block(4, 8, 16, 2);
+  nn::ResBlock<float, Cpu> cpu_block(4, 8, 16, 2);
+  haze::test::deterministic_init(device_block);
+  const auto run = [&](auto& block) {
+    using B = typename std::remove_reference_t<decltype(block)>::backend_type;
+    const auto x = Tensor<B>::from_host({2, 4, 6, 5}, haze::test::uniform<float>(240, 5));
+    const auto temb = Tensor<B>::from_host({2, 16}, haze::test::uniform<float>(32, 6));
+    Tensor<B> y = block.forward(x, temb);
+    Tensor<B> dx = block.backward(Tensor<B>::from_host(y.shape(), haze::test::uniform<float>(y.numel(), 7)));
+    std::vector<std::pair<std::string, Tensor<B>>> out;
+    out.emplace_back("output", std::move(y));
+    out.emplace_back("grad input", std::move(dx));
+    out.emplace_back("grad temb", block.backward_temb().clone());
+    return out;
+  };
+  require_ok(haze::verify::against_cpu(device_block, cpu_block, run, 1e-5));
+}
+
+TEST_CASE("the tiny UNet on Device equals Cpu, forward and backward", "[device][nn][unet]") {
+  nn::UNetConfig config = nn::UNetConfig::tiny();
+  config.num_classes = 4;
+  nn::UNet<float, Device> unet(config);
+  haze::test::deterministic_init(unet);
+  const auto x = Tensor<Device>::from_host({2, 1, 16, 16}, haze::test::uniform<float>(512, 8));
+  const std::vector<double> t = {3, 777.25};
+  const std::vector<int64_t> labels = {2, 4};
+  const auto report = haze::verify::against_cpu(unet, x, t, labels, 1e-4);
+  CHECK(report.rows.size() == 2 + 145);
+  require_ok(report);
+}
