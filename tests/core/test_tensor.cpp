@@ -81,3 +81,16 @@ TEST_CASE("Cpu memory statistics count allocations and live bytes", "[tensor][me
   }
   CHECK(stats.live_bytes.load() == live);
 }
+
+TEST_CASE("freed Cpu blocks are reused, so repeated shapes need no fresh memory", "[tensor][memory]") {
+  auto& stats = haze::backend::memory_stats<Cpu>();
+  { auto warm = haze::Tensor<float, Cpu>({1234, 7}); }
+  const int64_t fresh = stats.fresh_allocations.load();
+  for (int i = 0; i < 5; ++i) {
+    auto t = haze::Tensor<float, Cpu>({1234, 7});
+    auto same_bytes = haze::Tensor<float, Cpu>({7, 1234});  // a second live block needs one more, once
+  }
+  CHECK(stats.fresh_allocations.load() <= fresh + 1);
+  haze::backend::Cpu::block_cache().trim();
+  CHECK(haze::backend::Cpu::block_cache().cached_bytes() == 0);
+}

@@ -123,3 +123,28 @@ TEST_CASE("UNet rejects bad configurations and inputs", "[nn][unet][errors]") {
   nn::UNet<float, Cpu> unconditional(nn::UNetConfig::tiny());
   CHECK_THROWS_WITH(unconditional.forward(Tensor::zeros({2, 1, 16, 16}), t, labels), mentions("labels given to an unconditional model"));
 }
+
+TEST_CASE("a second training step allocates nothing new", "[nn][unet][memory]") {
+  nn::UNet<float, Cpu> unet(nn::UNetConfig::tiny());
+  haze::test::deterministic_init(unet);
+  using Tensor = haze::Tensor<float, Cpu>;
+  const auto x = Tensor::from_host({4, 1, 16, 16}, haze::test::uniform<float>(1024, 1));
+  const auto dy = Tensor::from_host({4, 1, 16, 16}, haze::test::uniform<float>(1024, 2));
+  const std::vector<double> t = {1, 10, 100, 999};
+  auto& stats = haze::backend::memory_stats<Cpu>();
+  const auto step = [&] {
+    const int64_t requests = stats.allocations.load(), fresh = stats.fresh_allocations.load();
+    nn::zero_grad(unet);
+    (void)unet.forward(x, t);
+    (void)unet.backward(dy);
+    return std::pair{stats.allocations.load() - requests, stats.fresh_allocations.load() - fresh};
+  };
+  const auto first = step(), second = step(), third = step();
+  INFO("tensors (fresh from the system) per step: " << first.first << " (" << first.second << "), " << second.first
+                                                   << " (" << second.second << "), " << third.first << " ("
+                                                   << third.second << ")");
+  CHECK(second.first <= first.first);  // the first step also sizes the im2col workspaces
+  CHECK(second.second <= first.second);
+  CHECK(third.first == second.first);  // from then on the same tensors every step,
+  CHECK(third.second == 0);            // all served from freed blocks
+}

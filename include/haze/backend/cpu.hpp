@@ -19,6 +19,7 @@
 #include "haze/core/backend_concept.hpp"
 #include "haze/core/dtype.hpp"
 #include "haze/core/generator.hpp"
+#include "haze/backend/host_block_cache.hpp"
 #include "haze/backend/memory_stats.hpp"
 
 namespace haze::backend {
@@ -31,17 +32,26 @@ struct Cpu {
   static constexpr int64_t parallel_threshold = 1 << 15;
 
   // ---- memory ------------------------------------------------------------
-  static constexpr std::align_val_t alignment{64};  // a cache line; enough for AVX-512 loads
+  // Freed blocks are kept for reuse (up to 4 GiB); block_cache().trim()
+  // returns them to the system.
+  static HostBlockCache& block_cache() {
+    static auto* cache = new HostBlockCache(size_t(4) << 30);  // never destroyed: tensors may outlive statics
+    return *cache;
+  }
 
   template <class T>
   static T* allocate(int64_t n) {
-    memory_stats<Cpu>().record_allocation(n * static_cast<int64_t>(sizeof(T)));
-    return static_cast<T*>(::operator new(static_cast<size_t>(n) * sizeof(T), alignment));
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    bool fresh = false;
+    void* p = block_cache().allocate(bytes, fresh);
+    memory_stats<Cpu>().record_allocation(static_cast<int64_t>(bytes), fresh);
+    return static_cast<T*>(p);
   }
   template <class T>
   static void deallocate(T* p, int64_t n) {
-    memory_stats<Cpu>().record_release(n * static_cast<int64_t>(sizeof(T)));
-    ::operator delete(p, alignment);
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    memory_stats<Cpu>().record_release(static_cast<int64_t>(bytes));
+    block_cache().release(p, bytes);
   }
   template <class T>
   static void copy_from_host(T* dst, const T* src, int64_t n) {
@@ -61,9 +71,12 @@ struct Cpu {
   }
 
   // ---- parallel loop -----------------------------------------------------
+  // work_per_index: roughly how many elements one call touches (a row
+  // kernel passes its row length), so short loops of long rows still run
+  // on every thread.
   template <class F>
-  static void for_each_index(int64_t n, F f) {
-#pragma omp parallel for schedule(static) if (n >= parallel_threshold)
+  static void for_each_index(int64_t n, F f, int64_t work_per_index = 1) {
+#pragma omp parallel for schedule(static) if (n > 1 && n * work_per_index >= parallel_threshold)
     for (int64_t i = 0; i < n; ++i) f(i);
   }
 

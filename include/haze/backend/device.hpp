@@ -200,8 +200,10 @@ struct Device {
   }
 
   // ---- parallel loop -----------------------------------------------------
+  // work_per_index is the Cpu backend's threading hint; Thrust needs none.
   template <class F>
-  static void for_each_index(int64_t n, F f) {
+  static void for_each_index(int64_t n, F f, int64_t work_per_index = 1) {
+    (void)work_per_index;
     thrust::for_each_n(policy(), thrust::counting_iterator<int64_t>(0), n, f);
   }
 

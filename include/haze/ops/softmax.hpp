@@ -51,7 +51,7 @@ template <Real T, Backend B>
 void softmax_rows(Tensor<T, B>& x) {
   x.require_nonempty("ops::softmax_rows");
   const int64_t cols = x.dim(x.rank() - 1);
-  B::for_each_index(x.numel() / cols, detail::SoftmaxRow<T>{x.data(), cols});
+  B::for_each_index(x.numel() / cols, detail::SoftmaxRow<T>{x.data(), cols}, cols);
 }
 
 // d holds dL/dp on entry and dL/ds on return; p is the softmax output.
@@ -59,7 +59,7 @@ template <Real T, Backend B>
 void softmax_rows_backward(const Tensor<T, B>& p, Tensor<T, B>& d) {
   detail::require_same_shape("ops::softmax_rows_backward", "p", p, "d", d);
   const int64_t cols = p.dim(p.rank() - 1);
-  B::for_each_index(p.numel() / cols, detail::SoftmaxBackwardRow<T>{p.data(), d.data(), cols});
+  B::for_each_index(p.numel() / cols, detail::SoftmaxBackwardRow<T>{p.data(), d.data(), cols}, cols);
 }
 
 }  // namespace haze::ops
