@@ -1,11 +1,15 @@
 #pragma once
 // Conv2d as im2col + GEMM. x [N, Cin, H, W], W [Cout, Cin, kh, kw], b [Cout],
-// y [N, Cout, Ho, Wo]; with cols = im2col(x) [N, K = Cin kh kw, Ho Wo]:
-//   forward:  y[n] = W cols[n] + b
-//   backward: dW += sum_n dy[n] cols[n]^T,  db += sum over (n, h, w) of dy,
-//             dx = col2im(W^T dy[n])
-// The cache is a handle on x; backward rebuilds cols in a workspace kept
-// between calls. A 1x1, stride-1, unpadded conv skips im2col (cols = x).
+// y [N, Cout, Ho, Wo]; with cols = im2col(x) [K = Cin kh kw, N Ho Wo] the
+// whole batch is one GEMM each way (Y is y with the two leading axes swapped):
+//   forward:  Y [Cout, N Ho Wo] = W cols,  y = swap(Y) + b
+//   backward: dY = swap(dy),  dW += dY cols^T,  db += sum over (n, h, w) of dy,
+//             dx = col2im(W^T dY)
+// The cache is a handle on x; backward rebuilds cols rather than keeping
+// it (it is kh kw times the size of x). cols is a temporary: the backend's
+// block cache hands the same memory to the next conv, so a whole U-Net
+// needs one cols buffer at a time. A 1x1, stride-1, unpadded conv skips
+// im2col (cols = x).
 
 #include "haze/nn/module.hpp"
 #include "haze/ops/gemm.hpp"
@@ -38,12 +42,13 @@ class Conv2d {
     return y;
   }
 
-  Tensor<T, B> infer(const Tensor<T, B>& x) {
+  Tensor<T, B> infer(const Tensor<T, B>& x) const {
     const ops::ConvGeometry g = geometry(x, "Conv2d::forward");
     const int64_t n = x.dim(0), plane = g.out_height() * g.out_width();
+    Tensor<T, B> y_channel_major({out_, n * plane});
+    ops::matmul(weight_matrix(), columns(x, g), y_channel_major);
     Tensor<T, B> y({n, out_, g.out_height(), g.out_width()});
-    Tensor<T, B> y3 = y.reshape({n, out_, plane});
-    ops::matmul(weight_matrix(), columns(x, g), y3);
+    ops::swap_leading(y_channel_major, out_, n, y);
     ops::add_bias(y, bias_.value);
     return y;
   }
@@ -54,17 +59,18 @@ class Conv2d {
     const int64_t n = x_.dim(0), plane = g.out_height() * g.out_width();
     HAZE_REQUIRE(dy.shape() == (Shape{n, out_, g.out_height(), g.out_width()}), "Conv2d::backward: dy ",
                  dy.shape(), " does not match the forward output");
-    const Tensor<T, B> dy3 = dy.reshape({n, out_, plane});
+    Tensor<T, B> dy_channel_major({out_, n * plane});
+    ops::swap_leading(dy, n, out_, dy_channel_major);
     Tensor<T, B> dw = weight_.grad.reshape({out_, g.patch()});
-    ops::matmul_sum_batches(dy3, columns(x_, g), dw, Transpose::No, Transpose::Yes, T(1), T(1));
+    ops::matmul(dy_channel_major, columns(x_, g), dw, Transpose::No, Transpose::Yes, T(1), T(1));
     ops::sum_per_channel(dy, bias_.grad, ops::Identity{}, T(1));
 
-    Tensor<T, B> dcols({n, g.patch(), plane});
-    ops::matmul(weight_matrix(), dy3, dcols, Transpose::Yes, Transpose::No);
-    x_ = Tensor<T, B>();
-    if (pointwise()) return dcols.reshape({n, in_, g.height, g.width});
+    Tensor<T, B> dcols({g.patch(), n * plane});
+    ops::matmul(weight_matrix(), dy_channel_major, dcols, Transpose::Yes, Transpose::No);
     Tensor<T, B> dx({n, in_, g.height, g.width});
-    ops::col2im(dcols, g, dx);
+    if (pointwise()) ops::swap_leading(dcols, in_, n, dx);
+    else ops::col2im(dcols, g, dx);
+    x_ = Tensor<T, B>();
     return dx;
   }
 
@@ -87,19 +93,17 @@ class Conv2d {
 
   Tensor<T, B> weight_matrix() const { return weight_.value.reshape({out_, in_ * kernel_ * kernel_}); }
 
-  // The im2col matrix of x, in the reused workspace (or x itself for 1x1).
-  Tensor<T, B> columns(const Tensor<T, B>& x, const ops::ConvGeometry& g) {
-    const Shape shape{x.dim(0), g.patch(), g.out_height() * g.out_width()};
-    if (pointwise()) return x.reshape(shape);
-    if (cols_.empty() || !(cols_.shape() == shape)) cols_ = Tensor<T, B>(shape);
-    ops::im2col(x, g, cols_);
-    return cols_.reshape(shape);
+  // The im2col matrix of x [K, N Ho Wo]; for 1x1 just x with N and C swapped.
+  Tensor<T, B> columns(const Tensor<T, B>& x, const ops::ConvGeometry& g) const {
+    Tensor<T, B> cols({g.patch(), x.dim(0) * g.out_height() * g.out_width()});
+    if (pointwise()) ops::swap_leading(x, x.dim(0), in_, cols);
+    else ops::im2col(x, g, cols);
+    return cols;
   }
 
   int64_t in_, out_, kernel_, stride_, padding_;
   Param<T, B> weight_, bias_;
-  Tensor<T, B> x_;     // forward input [N, Cin, H, W]
-  Tensor<T, B> cols_;  // im2col workspace, reused across calls
+  Tensor<T, B> x_;  // forward input [N, Cin, H, W]
 };
 
 }  // namespace haze::nn

@@ -19,7 +19,7 @@ class Downsample {
   explicit Downsample(int64_t channels) : conv_(channels, channels, 3, 2, 1) {}
 
   Tensor<T, B> forward(const Tensor<T, B>& x) { return conv_.forward(x); }
-  Tensor<T, B> infer(const Tensor<T, B>& x) { return conv_.infer(x); }
+  Tensor<T, B> infer(const Tensor<T, B>& x) const { return conv_.infer(x); }
   Tensor<T, B> backward(const Tensor<T, B>& dy) { return conv_.backward(dy); }
   void parameters(Parameters<T, B>& out, std::string_view prefix) { conv_.parameters(out, join_name(prefix, "conv")); }
 
@@ -36,7 +36,7 @@ class Upsample {
   explicit Upsample(int64_t channels) : conv_(channels, channels, 3, 1, 1) {}
 
   Tensor<T, B> forward(const Tensor<T, B>& x) { return conv_.forward(enlarge(x)); }
-  Tensor<T, B> infer(const Tensor<T, B>& x) { return conv_.infer(enlarge(x)); }
+  Tensor<T, B> infer(const Tensor<T, B>& x) const { return conv_.infer(enlarge(x)); }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
     const Tensor<T, B> d_enlarged = conv_.backward(dy);

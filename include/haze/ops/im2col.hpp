@@ -2,10 +2,11 @@
 // im2col and col2im: a convolution as a GEMM. For x [N, C, H, W], kernel
 // kh x kw, stride s and zero padding p, the output is Ho x Wo with
 // Ho = (H + 2p - kh)/s + 1, and
-//   cols[n, (c, i, j), (ho, wo)] = x[n, c, ho s - p + i, wo s - p + j]   (0 outside)
-// so y[n] = W [Cout, C kh kw] cols[n]. col2im is its adjoint, written as a
-// gather over input pixels (no two threads write one element, so no atomics).
-// Both run one row per call: fewer index divisions, contiguous writes.
+//   cols[(c, i, j), (n, ho, wo)] = x[n, c, ho s - p + i, wo s - p + j]   (0 outside)
+// so the whole batch is one GEMM: Y [Cout, N Ho Wo] = W [Cout, C kh kw] cols.
+// col2im is its adjoint, written as a gather over input pixels (no two
+// threads write one element, so no atomics). Both run one row per call:
+// fewer index divisions, contiguous writes.
 
 #include <cstdint>
 
@@ -21,17 +22,18 @@ struct ConvGeometry {
 
   int64_t out_height() const { return (height + 2 * padding - kernel_h) / stride + 1; }
   int64_t out_width() const { return (width + 2 * padding - kernel_w) / stride + 1; }
-  int64_t patch() const { return channels * kernel_h * kernel_w; }  // rows of cols per sample
+  int64_t patch() const { return channels * kernel_h * kernel_w; }  // rows of cols
 };
 
 namespace detail {
 
-struct Geometry {  // ConvGeometry with the output extents, for kernels
-  int64_t C, H, W, kh, kw, s, p, Ho, Wo;
+struct Geometry {  // ConvGeometry with the output extents and the batch, for kernels
+  int64_t C, H, W, kh, kw, s, p, Ho, Wo, N;
 };
 
-inline Geometry geometry(const ConvGeometry& g) {
-  return {g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.stride, g.padding, g.out_height(), g.out_width()};
+inline Geometry geometry(const ConvGeometry& g, int64_t batch) {
+  return {g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.stride, g.padding, g.out_height(), g.out_width(),
+          batch};
 }
 
 // One row of cols per call: (n, c, i, j) fixed, all Ho x Wo positions, so
@@ -41,9 +43,8 @@ struct Im2colRow {
   const T* x;
   T* cols;
   Geometry g;
-  HAZE_HD void operator()(int64_t row_index) const {  // row_index over [N, C kh kw]
-    const int64_t patch = g.C * g.kh * g.kw;
-    const int64_t n = row_index / patch, row = row_index % patch;
+  HAZE_HD void operator()(int64_t row_index) const {  // row_index over [C kh kw, N]
+    const int64_t n = row_index % g.N, row = row_index / g.N;
     const int64_t j = row % g.kw, i = (row / g.kw) % g.kh, c = row / (g.kw * g.kh);
     const T* plane = x + (n * g.C + c) * g.H * g.W;
     T* out = cols + row_index * g.Ho * g.Wo;
@@ -71,7 +72,7 @@ struct Col2imRow {
   Geometry g;
   HAZE_HD void operator()(int64_t row_index) const {  // row_index over [N, C, H]
     const int64_t h = row_index % g.H, c = (row_index / g.H) % g.C, n = row_index / (g.H * g.C);
-    const int64_t patch = g.C * g.kh * g.kw, plane = g.Ho * g.Wo;
+    const int64_t plane = g.Ho * g.Wo;
     T* out = dx + row_index * g.W;
     for (int64_t w = 0; w < g.W; ++w) out[w] = T(0);
     for (int64_t i = 0; i < g.kh; ++i) {
@@ -79,7 +80,7 @@ struct Col2imRow {
       if (hs < 0 || hs % g.s != 0 || hs / g.s >= g.Ho) continue;
       const int64_t ho = hs / g.s;
       for (int64_t j = 0; j < g.kw; ++j) {
-        const T* src = cols + (n * patch + (c * g.kh + i) * g.kw + j) * plane + ho * g.Wo;
+        const T* src = cols + (((c * g.kh + i) * g.kw + j) * g.N + n) * plane + ho * g.Wo;
         for (int64_t w = 0; w < g.W; ++w) {
           const int64_t ws = w + g.p - j;
           if (ws < 0 || ws % g.s != 0 || ws / g.s >= g.Wo) continue;
@@ -92,28 +93,30 @@ struct Col2imRow {
 
 }  // namespace detail
 
-// x [N, C, H, W] -> cols [N, C kh kw, Ho Wo]
+// x [N, C, H, W] -> cols [C kh kw, N Ho Wo]
 template <Real T, Backend B>
 void im2col(const Tensor<T, B>& x, const ConvGeometry& g, Tensor<T, B>& cols) {
   x.require_nonempty("ops::im2col");
   HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == g.channels && x.dim(2) == g.height && x.dim(3) == g.width,
                "ops::im2col: input ", x.shape(), " does not match the geometry [N, ", g.channels, ", ", g.height,
                ", ", g.width, "]");
-  const Shape expected{x.dim(0), g.patch(), g.out_height() * g.out_width()};
+  const Shape expected{g.patch(), x.dim(0) * g.out_height() * g.out_width()};
   HAZE_REQUIRE(cols.shape() == expected, "ops::im2col: cols must be ", expected, ", got ", cols.shape());
-  B::for_each_index(x.dim(0) * g.patch(), detail::Im2colRow<T>{x.data(), cols.data(), detail::geometry(g)},
+  B::for_each_index(x.dim(0) * g.patch(), detail::Im2colRow<T>{x.data(), cols.data(), detail::geometry(g, x.dim(0))},
                     g.out_height() * g.out_width());
 }
 
-// cols [N, C kh kw, Ho Wo] -> dx [N, C, H, W], summing overlapping patches.
+// cols [C kh kw, N Ho Wo] -> dx [N, C, H, W], summing overlapping patches.
 template <Real T, Backend B>
 void col2im(const Tensor<T, B>& cols, const ConvGeometry& g, Tensor<T, B>& dx) {
   cols.require_nonempty("ops::col2im");
-  const Shape expected{cols.dim(0), g.patch(), g.out_height() * g.out_width()};
+  dx.require_nonempty("ops::col2im");
+  HAZE_REQUIRE(dx.rank() == 4 && dx.dim(1) == g.channels && dx.dim(2) == g.height && dx.dim(3) == g.width,
+               "ops::col2im: output ", dx.shape(), " does not match the geometry");
+  const Shape expected{g.patch(), dx.dim(0) * g.out_height() * g.out_width()};
   HAZE_REQUIRE(cols.shape() == expected, "ops::col2im: cols must be ", expected, ", got ", cols.shape());
-  HAZE_REQUIRE(dx.shape() == (Shape{cols.dim(0), g.channels, g.height, g.width}), "ops::col2im: output ",
-               dx.shape(), " does not match the geometry");
-  B::for_each_index(dx.dim(0) * g.channels * g.height, detail::Col2imRow<T>{cols.data(), dx.data(), detail::geometry(g)},
+  B::for_each_index(dx.dim(0) * g.channels * g.height,
+                    detail::Col2imRow<T>{cols.data(), dx.data(), detail::geometry(g, dx.dim(0))},
                     g.width * g.kernel_h * g.kernel_w);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Moving data between layouts, and broadcasting adds:
 //   transpose12   [N, A, B] -> [N, B, A]            (channels <-> tokens for attention)
+//   swap_leading  [A, B, P] -> [B, A, P]            (batch-major <-> channel-major for conv GEMMs)
 //   concat_channels / split_channels                 (U-Net skip connections)
 //   upsample_nearest2x and its adjoint               (Upsample)
 //   add_bias       y[.., c] += b[c] over the last axis, or per channel of NCHW
@@ -24,6 +25,19 @@ struct Transpose12 {
   HAZE_HD void operator()(int64_t index) const {  // index over y [N, B, A]
     const int64_t a = index % A, b = (index / A) % Bn, n = index / (A * Bn);
     y[index] = x[(n * A + a) * Bn + b];
+  }
+};
+
+template <class T>
+struct SwapLeading {  // one contiguous run of P per call
+  const T* x;
+  T* y;
+  int64_t A, Bn, P;
+  HAZE_HD void operator()(int64_t run) const {  // run over y's [B, A]
+    const int64_t a = run % A, b = run / A;
+    const T* src = x + (a * Bn + b) * P;
+    T* dst = y + run * P;
+    for (int64_t p = 0; p < P; ++p) dst[p] = src[p];
   }
 };
 
@@ -89,6 +103,17 @@ void transpose12(const Tensor<T, B>& x, Tensor<T, B>& y) {
   HAZE_REQUIRE(x.rank() == 3 && y.shape() == (Shape{x.dim(0), x.dim(2), x.dim(1)}),
                "ops::transpose12: expects x [N, A, B] and y [N, B, A], got x ", x.shape(), " and y ", y.shape());
   B::for_each_index(y.numel(), detail::Transpose12<T>{x.data(), y.data(), x.dim(1), x.dim(2)});
+}
+
+// x [A, B, P] -> y [B, A, P] (given as any shapes with those extents).
+template <Real T, Backend B>
+void swap_leading(const Tensor<T, B>& x, int64_t a, int64_t b, Tensor<T, B>& y) {
+  x.require_nonempty("ops::swap_leading");
+  y.require_nonempty("ops::swap_leading");
+  HAZE_REQUIRE(a > 0 && b > 0 && x.numel() % (a * b) == 0 && y.numel() == x.numel() && !y.shares_storage_with(x),
+               "ops::swap_leading: cannot view ", x.shape(), " as [", a, ", ", b, ", P] into ", y.shape());
+  const int64_t p = x.numel() / (a * b);
+  B::for_each_index(a * b, detail::SwapLeading<T>{x.data(), y.data(), a, b, p}, p);
 }
 
 // out = cat([first, second], channel axis), all NCHW with equal N, H, W.
