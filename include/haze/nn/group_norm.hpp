@@ -18,11 +18,12 @@ namespace haze::nn {
 
 namespace detail {
 
-template <class T>
-struct GroupIndex {  // which (n, g) statistic and which channel a flat index belongs to
+// The kernels below run one (n, c) plane of H W elements per call, so the
+// channel and the (n, g) statistic are found once per plane.
+struct PlaneIndex {
   int64_t C, plane, per_group_channels;
-  HAZE_HD int64_t channel(int64_t i) const { return (i / plane) % C; }
-  HAZE_HD int64_t group(int64_t i) const { return (i / plane) / per_group_channels; }  // = n * G + g
+  HAZE_HD int64_t channel(int64_t nc) const { return nc % C; }
+  HAZE_HD int64_t group(int64_t nc) const { return nc / per_group_channels; }  // = n * G + g
 };
 
 template <class T>
@@ -37,39 +38,49 @@ struct ShiftedSquare {  // (x - mean[m])^2
 template <class T>
 struct Normalize {  // y = gamma (x - mean) rstd + beta
   const T *x, *mean, *rstd, *gamma, *beta;
-  GroupIndex<T> at;
-  HAZE_HD T operator()(int64_t i) const {
-    const int64_t c = at.channel(i), s = at.group(i);
-    return gamma[c] * ((x[i] - mean[s]) * rstd[s]) + beta[c];
+  T* y;
+  PlaneIndex at;
+  HAZE_HD void operator()(int64_t nc) const {
+    const int64_t c = at.channel(nc), s = at.group(nc), base = nc * at.plane;
+    const T scale = gamma[c] * rstd[s], shift = beta[c] - mean[s] * scale;
+    for (int64_t i = base; i < base + at.plane; ++i) y[i] = x[i] * scale + shift;
   }
 };
 
 template <class T>
 struct TimesXhat {  // out = v * xhat
   const T *v, *x, *mean, *rstd;
-  GroupIndex<T> at;
-  HAZE_HD T operator()(int64_t i) const {
-    const int64_t s = at.group(i);
-    return v[i] * ((x[i] - mean[s]) * rstd[s]);
+  T* out;
+  PlaneIndex at;
+  HAZE_HD void operator()(int64_t nc) const {
+    const int64_t s = at.group(nc), base = nc * at.plane;
+    const T m = mean[s], r = rstd[s];
+    for (int64_t i = base; i < base + at.plane; ++i) out[i] = v[i] * ((x[i] - m) * r);
   }
 };
 
 template <class T>
 struct TimesGamma {  // out = v * gamma[c]
   const T *v, *gamma;
-  GroupIndex<T> at;
-  HAZE_HD T operator()(int64_t i) const { return v[i] * gamma[at.channel(i)]; }
+  T* out;
+  PlaneIndex at;
+  HAZE_HD void operator()(int64_t nc) const {
+    const int64_t base = nc * at.plane;
+    const T g = gamma[at.channel(nc)];
+    for (int64_t i = base; i < base + at.plane; ++i) out[i] = v[i] * g;
+  }
 };
 
 template <class T>
 struct GroupNormInputGradient {  // dx = rstd (dy gamma - s1/M - xhat s2/M)
   const T *dy, *x, *mean, *rstd, *gamma, *sum_g, *sum_gx;
-  GroupIndex<T> at;
+  T* dx;
+  PlaneIndex at;
   T inv_m;
-  HAZE_HD T operator()(int64_t i) const {
-    const int64_t c = at.channel(i), s = at.group(i);
-    const T xhat = (x[i] - mean[s]) * rstd[s];
-    return rstd[s] * (dy[i] * gamma[c] - sum_g[s] * inv_m - xhat * sum_gx[s] * inv_m);
+  HAZE_HD void operator()(int64_t nc) const {
+    const int64_t c = at.channel(nc), s = at.group(nc), base = nc * at.plane;
+    const T r = rstd[s], m = mean[s], a = sum_g[s] * inv_m, b = sum_gx[s] * inv_m, g = gamma[c];
+    for (int64_t i = base; i < base + at.plane; ++i) dx[i] = r * (dy[i] * g - a - (x[i] - m) * r * b);
   }
 };
 
@@ -110,20 +121,23 @@ class GroupNorm {
     require_cached(x_, "GroupNorm");
     ops::detail::require_same_shape("GroupNorm::backward", "dy", dy, "x", x_);
     const auto at = index(x_);
-    const int64_t n = x_.dim(0);
+    const int64_t n = x_.dim(0), planes = n * channels_;
     ops::sum_per_channel(dy, bias_.grad, ops::Identity{}, T(1));
     Tensor<T, B> scratch(x_.shape());
-    ops::map_index(scratch, detail::TimesXhat<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(), at});
+    B::for_each_index(planes, detail::TimesXhat<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(), scratch.data(), at},
+                      at.plane);
     ops::sum_per_channel(scratch, weight_.grad, ops::Identity{}, T(1));  // sum dy xhat
-    ops::map_index(scratch, detail::TimesGamma<T>{scratch.data(), weight_.value.data(), at});
+    B::for_each_index(planes, detail::TimesGamma<T>{scratch.data(), weight_.value.data(), scratch.data(), at}, at.plane);
     Tensor<T, B> sum_gx({n, groups_}), sum_g({n, groups_});
     ops::sum_per_group(scratch, groups_, sum_gx);  // sum g xhat
-    ops::map_index(scratch, detail::TimesGamma<T>{dy.data(), weight_.value.data(), at});
+    B::for_each_index(planes, detail::TimesGamma<T>{dy.data(), weight_.value.data(), scratch.data(), at}, at.plane);
     ops::sum_per_group(scratch, groups_, sum_g);  // sum g
     const T inv_m = T(1) / static_cast<T>(x_.numel() / (n * groups_));
-    ops::map_index(scratch, detail::GroupNormInputGradient<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(),
-                                                              weight_.value.data(), sum_g.data(), sum_gx.data(), at,
-                                                              inv_m});
+    B::for_each_index(planes,
+                      detail::GroupNormInputGradient<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(),
+                                                        weight_.value.data(), sum_g.data(), sum_gx.data(),
+                                                        scratch.data(), at, inv_m},
+                      at.plane);
     x_ = Tensor<T, B>();
     return scratch;
   }
@@ -134,9 +148,7 @@ class GroupNorm {
   }
 
  private:
-  detail::GroupIndex<T> index(const Tensor<T, B>& x) const {
-    return {channels_, x.dim(2) * x.dim(3), channels_ / groups_};
-  }
+  detail::PlaneIndex index(const Tensor<T, B>& x) const { return {channels_, x.dim(2) * x.dim(3), channels_ / groups_}; }
 
   Tensor<T, B> normalize(const Tensor<T, B>& x, Tensor<T, B>& mean, Tensor<T, B>& rstd) const {
     x.require_nonempty("GroupNorm::forward");
@@ -153,8 +165,11 @@ class GroupNorm {
     ops::sum_per_group(x, groups_, rstd, detail::ShiftedSquare<T>{mean.data()});
     ops::map(rstd, detail::RsqrtOfMean<T>{T(1 / m), T(eps_)}, rstd);
     Tensor<T, B> y(x.shape());
-    ops::map_index(y, detail::Normalize<T>{x.data(), mean.data(), rstd.data(), weight_.value.data(),
-                                           bias_.value.data(), index(x)});
+    const auto at = index(x);
+    B::for_each_index(n * channels_,
+                      detail::Normalize<T>{x.data(), mean.data(), rstd.data(), weight_.value.data(), bias_.value.data(),
+                                           y.data(), at},
+                      at.plane);
     return y;
   }
 

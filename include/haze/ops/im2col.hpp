@@ -81,6 +81,12 @@ struct Col2imRow {
       const int64_t ho = hs / g.s;
       for (int64_t j = 0; j < g.kw; ++j) {
         const T* src = cols + (((c * g.kh + i) * g.kw + j) * g.N + n) * plane + ho * g.Wo;
+        if (g.s == 1) {  // the common case: a shifted, contiguous run
+          const int64_t first = j - g.p > 0 ? j - g.p : 0;
+          const int64_t last = j - g.p + g.Wo < g.W ? j - g.p + g.Wo : g.W;
+          for (int64_t w = first; w < last; ++w) out[w] += src[w + g.p - j];
+          continue;
+        }
         for (int64_t w = 0; w < g.W; ++w) {
           const int64_t ws = w + g.p - j;
           if (ws < 0 || ws % g.s != 0 || ws / g.s >= g.Wo) continue;

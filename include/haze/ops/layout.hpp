@@ -88,11 +88,22 @@ struct Nearest2xAdjoint {
 };
 
 template <class T>
-struct AddBroadcast {  // y[i] += v[(i / inner) % count]
+struct AddBroadcast {  // y[i] += v[(i / inner) % count], one run of `inner` per call
   T* y;
   const T* v;
   int64_t inner, count;
-  HAZE_HD void operator()(int64_t i) const { y[i] += v[(i / inner) % count]; }
+  HAZE_HD void operator()(int64_t run) const {
+    const T add = v[run % count];
+    for (int64_t i = run * inner; i < (run + 1) * inner; ++i) y[i] += add;
+  }
+};
+
+template <class T>
+struct AddRowBias {  // y[i] += b[i % cols]
+  T* y;
+  const T* b;
+  int64_t cols;
+  HAZE_HD void operator()(int64_t i) const { y[i] += b[i % cols]; }
 };
 
 }  // namespace detail
@@ -166,7 +177,11 @@ void add_bias(Tensor<T, B>& y, const Tensor<T, B>& b) {
   const int64_t channels = nchw ? y.dim(1) : y.dim(y.rank() - 1);
   HAZE_REQUIRE(b.shape() == Shape{channels}, "ops::add_bias: bias ", b.shape(), " does not match ", y.shape());
   const int64_t inner = nchw ? y.dim(2) * y.dim(3) : 1;
-  B::for_each_index(y.numel(), detail::AddBroadcast<T>{y.data(), b.data(), inner, channels});
+  if (nchw) {
+    B::for_each_index(y.numel() / inner, detail::AddBroadcast<T>{y.data(), b.data(), inner, channels}, inner);
+  } else {  // rows of length `channels`: the bias index varies fastest
+    B::for_each_index(y.numel(), detail::AddRowBias<T>{y.data(), b.data(), channels});
+  }
 }
 
 // y[n, c, h, w] += v[n, c]
@@ -175,7 +190,8 @@ void add_per_sample_channel(Tensor<T, B>& y, const Tensor<T, B>& v) {
   y.require_nonempty("ops::add_per_sample_channel");
   HAZE_REQUIRE(y.rank() == 4 && v.shape() == (Shape{y.dim(0), y.dim(1)}), "ops::add_per_sample_channel: ",
                v.shape(), " does not match [N, C] of ", y.shape());
-  B::for_each_index(y.numel(), detail::AddBroadcast<T>{y.data(), v.data(), y.dim(2) * y.dim(3), y.dim(0) * y.dim(1)});
+  const int64_t plane = y.dim(2) * y.dim(3);
+  B::for_each_index(y.numel() / plane, detail::AddBroadcast<T>{y.data(), v.data(), plane, y.dim(0) * y.dim(1)}, plane);
 }
 
 }  // namespace haze::ops
