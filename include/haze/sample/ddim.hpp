@@ -16,7 +16,7 @@
 namespace haze::sample {
 
 struct DdimOptions {
-  int steps = 50;
+  int steps = 50;  // 0: every training timestep
   double eta = 0.0;
   Spacing spacing = Spacing::Leading;
   bool clip_x0 = false;  // clamp x0 to [-1, 1] (image data)
@@ -24,28 +24,27 @@ struct DdimOptions {
 };
 
 template <Prediction P = predict::Epsilon>
-class Ddim {
+class Ddim : public TimestepSampler<DdimOptions> {
+  using Base = TimestepSampler<DdimOptions>;
+  using Base::options_, Base::schedule_, Base::ts_;
+
  public:
   using Options = DdimOptions;
 
-  Ddim(Schedule schedule, Options options)
-      : schedule_(std::move(schedule)), options_(std::move(options)),
-        ts_(timesteps(schedule_.steps(), options_.steps, options_.spacing)) {
+  Ddim(Schedule schedule, Options options) : Base(std::move(schedule), std::move(options)) {
     HAZE_REQUIRE(options_.eta >= 0 && options_.eta <= 1, "Ddim: eta must be in [0, 1], got ", options_.eta);
   }
-
-  const std::vector<int>& timesteps_used() const { return ts_; }
 
   template <Real T, Backend B, Denoiser<T, B> D>
   Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator& gen) const {
     detail::require_start(x, "Ddim");
     detail::require_x0_defined<P>(schedule_, ts_.front(), "Ddim");
-    const int total = static_cast<int>(ts_.size());
+    const int total = this->total();
     Tensor<T, B> x0(x.shape()), eps(x.shape()), noise(x.shape());
     for (int i = 0; i < total; ++i) {
       const int t = ts_[i];
       const double ab = schedule_.alpha_bar(t);
-      const double ab_prev = i + 1 < total ? schedule_.alpha_bar(ts_[i + 1]) : 1.0;
+      const double ab_prev = this->alpha_bar_next(i);
       const Tensor<T, B> out = detail::evaluate(denoiser, x, t, "Ddim", i, total);
       detail::split_prediction<P>(x, out, ab, x0, &eps);
       if (options_.clip_x0) {
@@ -64,11 +63,6 @@ class Ddim {
     }
     return x;
   }
-
- private:
-  Schedule schedule_;
-  Options options_;
-  std::vector<int> ts_;
 };
 
 }  // namespace haze::sample

@@ -29,28 +29,26 @@ struct DdpmOptions {
 };
 
 template <Prediction P = predict::Epsilon>
-class Ddpm {
+class Ddpm : public TimestepSampler<DdpmOptions> {
+  using Base = TimestepSampler<DdpmOptions>;
+  using Base::options_, Base::schedule_, Base::ts_;
+
  public:
   using Options = DdpmOptions;
 
-  Ddpm(Schedule schedule, Options options)
-      : schedule_(std::move(schedule)), options_(std::move(options)),
-        ts_(timesteps(schedule_.steps(), options_.steps == 0 ? schedule_.steps() : options_.steps,
-                      options_.spacing)) {}
-
-  const std::vector<int>& timesteps_used() const { return ts_; }
+  Ddpm(Schedule schedule, Options options) : Base(std::move(schedule), std::move(options)) {}
 
   template <Real T, Backend B, Denoiser<T, B> D>
   Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator& gen) const {
     detail::require_start(x, "Ddpm");
     detail::require_x0_defined<P>(schedule_, ts_.front(), "Ddpm");
-    const int total = static_cast<int>(ts_.size());
+    const int total = this->total();
     Tensor<T, B> x0(x.shape()), noise(x.shape());
     for (int i = 0; i < total; ++i) {
       const int t = ts_[i];
       const bool last = i + 1 == total;
       const double ab = schedule_.alpha_bar(t);
-      const double ab_prev = last ? 1.0 : schedule_.alpha_bar(ts_[i + 1]);
+      const double ab_prev = this->alpha_bar_next(i);
       const double beta = 1 - ab / ab_prev, alpha = 1 - beta;
       const Tensor<T, B> out = detail::evaluate(denoiser, x, t, "Ddpm", i, total);
       detail::split_prediction<P>(x, out, ab, x0);
@@ -69,11 +67,6 @@ class Ddpm {
     }
     return x;
   }
-
- private:
-  Schedule schedule_;
-  Options options_;
-  std::vector<int> ts_;
 };
 
 }  // namespace haze::sample

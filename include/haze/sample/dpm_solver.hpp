@@ -14,15 +14,10 @@
 namespace haze::sample {
 
 template <Prediction P = predict::Epsilon>
-class DpmSolverPP2M {
+class DpmSolverPP2M : public SigmaSampler {
  public:
-  using Options = SigmaOptions;
 
-  DpmSolverPP2M(Schedule schedule, Options options)
-      : schedule_(std::move(schedule)), options_(std::move(options)),
-        grid_(sigma_grid(schedule_, options_, "DpmSolverPP2M")) {}
-
-  const SigmaGrid& grid() const { return grid_; }
+  DpmSolverPP2M(Schedule schedule, Options options) : SigmaSampler(std::move(schedule), std::move(options), "DpmSolverPP2M") {}
 
   template <Real T, Backend B, Denoiser<T, B> D>
   Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator&) const {
@@ -50,11 +45,6 @@ class DpmSolverPP2M {
     }
     return x;
   }
-
- private:
-  Schedule schedule_;
-  Options options_;
-  SigmaGrid grid_;
 };
 
 }  // namespace haze::sample

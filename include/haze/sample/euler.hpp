@@ -14,14 +14,10 @@
 namespace haze::sample {
 
 template <Prediction P = predict::Epsilon>
-class Euler {
+class Euler : public SigmaSampler {
  public:
-  using Options = SigmaOptions;
 
-  Euler(Schedule schedule, Options options)
-      : schedule_(std::move(schedule)), options_(std::move(options)), grid_(sigma_grid(schedule_, options_, "Euler")) {}
-
-  const SigmaGrid& grid() const { return grid_; }
+  Euler(Schedule schedule, Options options) : SigmaSampler(std::move(schedule), std::move(options), "Euler") {}
 
   template <Real T, Backend B, Denoiser<T, B> D>
   Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator&) const {
@@ -38,23 +34,13 @@ class Euler {
     }
     return x;
   }
-
- private:
-  Schedule schedule_;
-  Options options_;
-  SigmaGrid grid_;
 };
 
 template <Prediction P = predict::Epsilon>
-class EulerAncestral {
+class EulerAncestral : public SigmaSampler {
  public:
-  using Options = SigmaOptions;
 
-  EulerAncestral(Schedule schedule, Options options)
-      : schedule_(std::move(schedule)), options_(std::move(options)),
-        grid_(sigma_grid(schedule_, options_, "EulerAncestral")) {}
-
-  const SigmaGrid& grid() const { return grid_; }
+  EulerAncestral(Schedule schedule, Options options) : SigmaSampler(std::move(schedule), std::move(options), "EulerAncestral") {}
 
   template <Real T, Backend B, Denoiser<T, B> D>
   Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator& gen) const {
@@ -79,11 +65,6 @@ class EulerAncestral {
     }
     return x;
   }
-
- private:
-  Schedule schedule_;
-  Options options_;
-  SigmaGrid grid_;
 };
 
 }  // namespace haze::sample

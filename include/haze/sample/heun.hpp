@@ -12,14 +12,10 @@
 namespace haze::sample {
 
 template <Prediction P = predict::Epsilon>
-class Heun {
+class Heun : public SigmaSampler {
  public:
-  using Options = SigmaOptions;
 
-  Heun(Schedule schedule, Options options)
-      : schedule_(std::move(schedule)), options_(std::move(options)), grid_(sigma_grid(schedule_, options_, "Heun")) {}
-
-  const SigmaGrid& grid() const { return grid_; }
+  Heun(Schedule schedule, Options options) : SigmaSampler(std::move(schedule), std::move(options), "Heun") {}
 
   template <Real T, Backend B, Denoiser<T, B> D>
   Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator&) const {
@@ -45,11 +41,6 @@ class Heun {
     }
     return x;
   }
-
- private:
-  Schedule schedule_;
-  Options options_;
-  SigmaGrid grid_;
 };
 
 }  // namespace haze::sample

@@ -26,30 +26,28 @@ struct SdeOptions {
 };
 
 template <Prediction P = predict::Epsilon>
-class ReverseSde {
+class ReverseSde : public TimestepSampler<SdeOptions> {
+  using Base = TimestepSampler<SdeOptions>;
+  using Base::options_, Base::schedule_, Base::ts_;
+
  public:
   using Options = SdeOptions;
 
-  ReverseSde(Schedule schedule, Options options)
-      : schedule_(std::move(schedule)), options_(std::move(options)),
-        ts_(timesteps(schedule_.steps(), options_.steps == 0 ? schedule_.steps() : options_.steps,
-                      options_.spacing)) {
+  ReverseSde(Schedule schedule, Options options) : Base(std::move(schedule), std::move(options)) {
     HAZE_REQUIRE(schedule_.alpha_bar(ts_.front()) > 0, "ReverseSde: alpha_bar(t = ", ts_.front(),
                  ") is 0 (zero terminal SNR): the integrated beta is infinite there");
   }
 
-  const std::vector<int>& timesteps_used() const { return ts_; }
-
   template <Real T, Backend B, Denoiser<T, B> D>
   Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator& gen) const {
     detail::require_start(x, "ReverseSde");
-    const int total = static_cast<int>(ts_.size());
+    const int total = this->total();
     Tensor<T, B> eps(x.shape()), noise(x.shape());
     for (int i = 0; i < total; ++i) {
       const int t = ts_[i];
       const bool last = i + 1 == total;
       const double ab = schedule_.alpha_bar(t);
-      const double ab_prev = last ? 1.0 : schedule_.alpha_bar(ts_[i + 1]);
+      const double ab_prev = this->alpha_bar_next(i);
       const double integrated_beta = std::log(ab_prev / ab);
       const Tensor<T, B> out = detail::evaluate(denoiser, x, t, "ReverseSde", i, total);
       const Coefficients e = P::eps_from(ab);
@@ -65,11 +63,6 @@ class ReverseSde {
     }
     return x;
   }
-
- private:
-  Schedule schedule_;
-  Options options_;
-  std::vector<int> ts_;
 };
 
 }  // namespace haze::sample

@@ -57,6 +57,22 @@ inline SigmaGrid sigma_grid(const Schedule& schedule, const SigmaOptions& option
   return grid;
 }
 
+// What Euler, EulerAncestral, Heun and DpmSolverPP2M share: the schedule,
+// their options and the sigma grid built from them.
+class SigmaSampler {
+ public:
+  using Options = SigmaOptions;
+  const SigmaGrid& grid() const { return grid_; }
+
+ protected:
+  SigmaSampler(Schedule schedule, Options options, const char* name)
+      : schedule_(std::move(schedule)), options_(std::move(options)), grid_(sigma_grid(schedule_, options_, name)) {}
+
+  Schedule schedule_;
+  Options options_;
+  SigmaGrid grid_;
+};
+
 namespace detail {
 
 // D(x~, sigma): the model sees x_t = x~ / sqrt(1 + sigma^2) at timestep t;

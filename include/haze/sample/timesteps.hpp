@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "haze/core/error.hpp"
+#include "haze/diffusion/noise_schedule.hpp"
 
 namespace haze::sample {
 
@@ -52,5 +53,26 @@ inline std::vector<int> timesteps(int train_steps, int steps, Spacing spacing) {
   }
   return ts;
 }
+
+// What Ddpm, Ddim and ReverseSde share: the schedule, their options and the
+// timesteps they visit (steps = 0 in the options means all of them).
+template <class Options>
+class TimestepSampler {
+ public:
+  const std::vector<int>& timesteps_used() const { return ts_; }
+
+ protected:
+  TimestepSampler(Schedule schedule, Options options)
+      : schedule_(std::move(schedule)), options_(std::move(options)),
+        ts_(timesteps(schedule_.steps(), options_.steps == 0 ? schedule_.steps() : options_.steps, options_.spacing)) {}
+
+  int total() const { return static_cast<int>(ts_.size()); }
+  // alpha_bar at the timestep after step i: the next array entry, or 1 (clean data) after the last.
+  double alpha_bar_next(int i) const { return i + 1 < total() ? schedule_.alpha_bar(ts_[i + 1]) : 1.0; }
+
+  Schedule schedule_;
+  Options options_;
+  std::vector<int> ts_;
+};
 
 }  // namespace haze::sample
