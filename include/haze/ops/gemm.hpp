@@ -50,31 +50,3 @@ void matmul(const Tensor<T, B>& a, const Tensor<T, B>& b, Tensor<T, B>& c, Trans
 }
 
 }  // namespace haze::ops
-
-namespace haze::ops {
-
-// C = alpha sum_b op(A[b]) op(B[b]) + beta C for A [b, ., .], B [b, ., .],
-// C [M, N]: a product summed over the batch, e.g. a convolution's weight
-// gradient summed over the images of a batch.
-template <Real T, Backend B>
-void matmul_sum_batches(const Tensor<T, B>& a, const Tensor<T, B>& b, Tensor<T, B>& c,
-                        Transpose trans_a = Transpose::No, Transpose trans_b = Transpose::No, T alpha = T(1),
-                        T beta = T(0)) {
-  a.require_nonempty("ops::matmul_sum_batches (A)");
-  b.require_nonempty("ops::matmul_sum_batches (B)");
-  c.require_nonempty("ops::matmul_sum_batches (C)");
-  HAZE_REQUIRE(a.rank() == 3 && b.rank() == 3 && a.dim(0) == b.dim(0) && c.rank() == 2,
-               "ops::matmul_sum_batches: expects A [b, ., .], B [b, ., .] and C [M, N], got A ", a.shape(), ", B ",
-               b.shape(), ", C ", c.shape());
-  const bool ta = trans_a == Transpose::Yes, tb = trans_b == Transpose::Yes;
-  const int64_t M = ta ? a.dim(2) : a.dim(1), K = ta ? a.dim(1) : a.dim(2);
-  const int64_t K2 = tb ? b.dim(2) : b.dim(1), N = tb ? b.dim(1) : b.dim(2);
-  HAZE_REQUIRE(K == K2 && c.shape() == (Shape{M, N}), "ops::matmul_sum_batches: op(A) is ", M, "x", K,
-               ", op(B) is ", K2, "x", N, ", C is ", c.shape());
-  const int64_t stride_a = a.dim(1) * a.dim(2), stride_b = b.dim(1) * b.dim(2);
-  for (int64_t i = 0; i < a.dim(0); ++i)
-    B::gemm(trans_a, trans_b, M, N, K, alpha, a.data() + i * stride_a, a.dim(2), 0, b.data() + i * stride_b,
-            b.dim(2), 0, i == 0 ? beta : T(1), c.data(), N, 0, 1);
-}
-
-}  // namespace haze::ops
