@@ -25,12 +25,10 @@ Tensor random_input(Shape shape, uint64_t seed) {
   return Tensor::from_host(shape, haze::test::uniform<double>(shape.numel(), seed));
 }
 
-// gradcheck for a one-input layer.
+// gradcheck of a one-input layer at input x.
 template <class Layer>
-void check_layer(Layer& layer, Shape input_shape, int samples = 12) {
-  haze::test::deterministic_init(layer);
-  Tensor x = random_input(input_shape, 42);
-  const auto report = haze::verify::gradcheck<double, Cpu>(
+haze::verify::GradcheckReport one_input_gradcheck(Layer& layer, Tensor& x, int samples) {
+  return haze::verify::gradcheck<double, Cpu>(
       layer, {&x}, [&] { return layer.forward(x); },
       [&](const Tensor& dy) {
         std::vector<Tensor> d;
@@ -38,6 +36,13 @@ void check_layer(Layer& layer, Shape input_shape, int samples = 12) {
         return d;
       },
       {.samples = samples});
+}
+
+template <class Layer>
+void check_layer(Layer& layer, Shape input_shape, int samples = 12) {
+  haze::test::deterministic_init(layer);
+  Tensor x = random_input(input_shape, 42);
+  const auto report = one_input_gradcheck(layer, x, samples);
   std::ostringstream text;
   text << report;
   INFO(text.str());
@@ -120,13 +125,7 @@ TEST_CASE("gradcheck catches a backward that is off by 0.1%", "[nn][gradcheck]")
   SlightlyWrong layer;
   haze::test::deterministic_init(layer);
   Tensor x = random_input({2, 3}, 1);
-  const auto report = haze::verify::gradcheck<double, Cpu>(
-      layer, {&x}, [&] { return layer.forward(x); },
-      [&](const Tensor& dy) {
-        std::vector<Tensor> d;
-        d.push_back(layer.backward(dy));
-        return d;
-      });
+  const auto report = one_input_gradcheck(layer, x, 8);
   CHECK(report.entries[0].worst > 5e-4);   // the input gradient is wrong
   CHECK(report.entries[1].worst < 1e-6);   // the weight gradient is right
 }

@@ -117,16 +117,14 @@ class Attention {
     const Tensor<T, B>& scores = a.rank() == 4 ? a : (b.rank() == 4 ? b : c);
     const int64_t n = scores.dim(0), s = scores.dim(2);
     struct View {
-      const T* data;
-      int64_t ld, stride;
+      int64_t offset, ld, stride;
     };
     const auto view = [&](const Tensor<T, B>& t) {
-      return t.rank() == 4 ? View{t.data() + h * s * s, s, heads_ * s * s}
-                           : View{t.data() + h * head_dim_, channels_, s * channels_};
+      return t.rank() == 4 ? View{h * s * s, s, heads_ * s * s} : View{h * head_dim_, channels_, s * channels_};
     };
     const View va = view(a), vb = view(b), vc = view(c);
-    B::gemm(ta, tb, M, N, K, alpha, va.data, va.ld, va.stride, vb.data, vb.ld, vb.stride, T(0),
-            const_cast<T*>(vc.data), vc.ld, vc.stride, n);
+    B::gemm(ta, tb, M, N, K, alpha, a.data() + va.offset, va.ld, va.stride, b.data() + vb.offset, vb.ld, vb.stride,
+            T(0), c.data() + vc.offset, vc.ld, vc.stride, n);
   }
 
   int64_t channels_, head_dim_, heads_;

@@ -39,7 +39,6 @@ struct Param {
   Tensor<T, B> grad;
 
   explicit Param(Shape shape) : value(Tensor<T, B>::zeros(shape)), grad(Tensor<T, B>::zeros(shape)) {}
-  void zero_grad() { ops::fill(grad, T(0)); }
 };
 
 // What a parameter is for: initialisers and optimisers treat them apart

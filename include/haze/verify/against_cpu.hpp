@@ -38,12 +38,6 @@ struct AgainstCpuReport {
       if (!r.comparison.ok()) return false;
     return true;
   }
-  const LayerDifference& worst() const {
-    const LayerDifference* w = &rows.front();
-    for (const auto& r : rows)
-      if (r.comparison.max_rel > w->comparison.max_rel) w = &r;
-    return *w;
-  }
   friend std::ostream& operator<<(std::ostream& os, const AgainstCpuReport& r) {
     size_t width = 4;
     for (const auto& row : r.rows) width = std::max(width, row.name.size());
