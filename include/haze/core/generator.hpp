@@ -71,4 +71,20 @@ struct NormalFill {
 };
 
 }  // namespace philox
+
+// 64 uniform random bits for host-side draws (timesteps, shuffles, label
+// dropout): words 0 and 1 of the next block of gen's stream.
+inline uint64_t next_bits(Generator& gen) {
+  const philox::Block bits = philox::philox4x32_10(philox::counter_of(gen.offset++), philox::key_of(gen.seed));
+  return static_cast<uint64_t>(bits.v[0]) | (static_cast<uint64_t>(bits.v[1]) << 32);
+}
+
+// Uniform in [0, 1) with 53 random bits.
+inline double next_uniform(Generator& gen) { return static_cast<double>(next_bits(gen) >> 11) * 0x1p-53; }
+
+// Uniform integer in [0, n); the modulo bias is below n / 2^64.
+inline int64_t next_below(Generator& gen, int64_t n) {
+  return static_cast<int64_t>(next_bits(gen) % static_cast<uint64_t>(n));
+}
+
 }  // namespace haze

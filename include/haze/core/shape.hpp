@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <ostream>
+#include <span>
 #include <sstream>
 #include <string>
 
@@ -19,7 +20,9 @@ struct Shape {
 
   Shape() = default;  // rank 0: the shape of a tensor that holds nothing yet
 
-  Shape(std::initializer_list<int64_t> extents) {
+  Shape(std::initializer_list<int64_t> extents) : Shape(std::span<const int64_t>(extents.begin(), extents.size())) {}
+
+  explicit Shape(std::span<const int64_t> extents) {
     HAZE_REQUIRE(extents.size() >= 1 && extents.size() <= max_rank, "Shape: rank must be 1..",
                  max_rank, ", got ", extents.size(), " extents");
     for (int64_t e : extents) {
@@ -60,7 +63,7 @@ struct Shape {
   }
 
  private:
-  static std::string describe(std::initializer_list<int64_t> extents) {
+  static std::string describe(std::span<const int64_t> extents) {
     std::ostringstream os;
     os << '[';
     bool first = true;

@@ -1,0 +1,192 @@
+#pragma once
+// Trainer: the denoising training loop. One step() is one optimizer update:
+//
+//   for each of `accumulation` micro-batches:
+//     x0, labels <- next items of the data order    (labels -> null class with p = label_dropout)
+//     t ~ U{0 .. T-1},  eps ~ N(0, I)               (host draws and randn from one Generator)
+//     x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
+//     loss = w mse(model(x_t, t, labels), target_P(x0, eps)) / accumulation
+//     model.backward(dloss)                         (gradients add up)
+//   clip the global gradient norm, AdamW step at lr(step), EMA update
+//
+// A NaN or infinite loss or gradient norm throws haze::Error naming the step
+// before any parameter changes, so the last good state (and checkpoint) stays
+// good. Everything random comes from the Generator and the BatchOrder, whose
+// state a checkpoint saves: a resumed run repeats a straight run bit for bit.
+//
+// Model: forward(x, timesteps, labels, Generator*), backward(dy),
+// parameters(out, prefix), value_type, backend_type (nn::UNet is one).
+
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "haze/core/generator.hpp"
+#include "haze/diffusion/forward_process.hpp"
+#include "haze/diffusion/loss.hpp"
+#include "haze/diffusion/parameterization.hpp"
+#include "haze/nn/module.hpp"
+#include "haze/ops/random.hpp"
+#include "haze/train/adamw.hpp"
+#include "haze/train/dataset.hpp"
+#include "haze/train/ema.hpp"
+#include "haze/train/grad_clip.hpp"
+#include "haze/train/lr_schedule.hpp"
+
+namespace haze::train {
+
+struct TrainerOptions {
+  int64_t batch_size = 64;
+  int accumulation = 1;            // micro-batches per optimizer step
+  LrSchedule lr{};
+  AdamWOptions adamw{};
+  double ema_decay = 0.9999;       // max decay of the EMA
+  double clip_norm = 1.0;          // global gradient norm cap; 0 turns clipping off
+  double min_snr_gamma = 0;        // > 0: Min-SNR-gamma loss weights
+  int64_t num_classes = 0;         // > 0: class-conditional, labels from the data, null class = num_classes
+  double label_dropout = 0.1;      // probability of the null class (classifier-free guidance)
+  uint64_t seed = 0;
+
+  void validate() const {
+    HAZE_REQUIRE(batch_size > 0, "TrainerOptions: batch_size must be > 0, got ", batch_size);
+    HAZE_REQUIRE(accumulation >= 1, "TrainerOptions: accumulation must be >= 1, got ", accumulation);
+    HAZE_REQUIRE(clip_norm >= 0, "TrainerOptions: clip_norm must be >= 0, got ", clip_norm);
+    HAZE_REQUIRE(min_snr_gamma >= 0, "TrainerOptions: min_snr_gamma must be >= 0, got ", min_snr_gamma);
+    HAZE_REQUIRE(num_classes >= 0, "TrainerOptions: num_classes must be >= 0, got ", num_classes);
+    HAZE_REQUIRE(label_dropout >= 0 && label_dropout <= 1, "TrainerOptions: label_dropout must be in [0, 1], got ",
+                 label_dropout);
+    lr.validate();
+  }
+};
+
+struct StepReport {
+  int64_t step;        // optimizer steps taken so far
+  double loss;         // mean over the micro-batches
+  double grad_norm;    // before clipping
+  double lr;
+  double seconds;      // wall time of this step
+  int64_t items;       // training items seen in this step
+};
+
+template <class Model, Prediction P>
+class Trainer {
+ public:
+  using T = typename Model::value_type;
+  using B = typename Model::backend_type;
+
+  Trainer(Model& model, Schedule schedule, const Dataset& data, TrainerOptions options)
+      : model_(model),
+        process_(std::move(schedule)),
+        data_(data),
+        options_((options.validate(), options)),
+        params_(nn::parameters_of(model)),
+        optimizer_(params_, options_.adamw),
+        ema_(params_, options_.ema_decay),
+        order_((data.validate(), data.count()), options_.seed ^ 0x9e3779b97f4a7c15ULL),
+        gen_{options_.seed} {
+    HAZE_REQUIRE(options_.num_classes == 0 || !data.labels.empty(),
+                 "Trainer: num_classes is ", options_.num_classes, " but the dataset has no labels");
+    for (int64_t label : data.labels)
+      HAZE_REQUIRE(options_.num_classes == 0 || (label >= 0 && label < options_.num_classes), "Trainer: label ", label,
+                   " outside [0, ", options_.num_classes, ")");
+  }
+
+  StepReport step() {
+    const auto start = std::chrono::steady_clock::now();
+    const int64_t n = options_.batch_size;
+    const int64_t next_step = optimizer_.steps_taken() + 1;
+    nn::zero_grad(model_);
+    double loss = 0;
+    for (int micro = 0; micro < options_.accumulation; ++micro) {
+      ensure_buffers(n);
+      const std::vector<int64_t> indices = order_.next(n);
+      data_.gather(indices, *x0_, labels_);
+      std::vector<int> ts(static_cast<size_t>(n));
+      std::vector<double> t_model(ts.size());
+      for (size_t i = 0; i < ts.size(); ++i) {
+        ts[i] = static_cast<int>(next_below(gen_, process_.schedule().steps()));
+        t_model[i] = ts[i];
+      }
+      if (options_.num_classes > 0) {
+        for (auto& label : labels_)
+          if (next_uniform(gen_) < options_.label_dropout) label = options_.num_classes;
+      } else {
+        labels_.clear();
+      }
+      randn(*eps_, gen_);
+      process_.marginal(*x0_, ts, *eps_, *x_t_);
+      target_from(ts);
+      std::vector<double> weights = options_.min_snr_gamma > 0
+                                        ? min_snr_weights<P>(process_.schedule(), ts, options_.min_snr_gamma)
+                                        : std::vector<double>(ts.size(), 1.0);
+      for (double& w : weights) w /= options_.accumulation;
+      const Tensor<T, B> pred = model_.forward(*x_t_, t_model, labels_, &gen_);
+      const double micro_loss = mse_loss(pred, *target_, weights, *grad_);
+      HAZE_REQUIRE(std::isfinite(micro_loss), "Trainer: the loss is ", micro_loss, " at step ", next_step,
+                   " (micro-batch ", micro, "); no parameter was changed");
+      loss += micro_loss;
+      model_.backward(*grad_);
+    }
+    const double norm = options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : global_grad_norm(params_);
+    HAZE_REQUIRE(std::isfinite(norm), "Trainer: the gradient norm is ", norm, " at step ", next_step,
+                 "; no parameter was changed");
+    const double lr = options_.lr.at(next_step);
+    optimizer_.step(lr);
+    ema_.update(params_, optimizer_.steps_taken());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return {optimizer_.steps_taken(), loss, norm, lr, seconds, n * options_.accumulation};
+  }
+
+  // Steps until `until` optimizer steps are taken or on_step returns false.
+  void run(int64_t until, const std::function<bool(const StepReport&)>& on_step) {
+    while (optimizer_.steps_taken() < until)
+      if (!on_step(step())) break;
+  }
+
+  int64_t steps_taken() const { return optimizer_.steps_taken(); }
+  const TrainerOptions& options() const { return options_; }
+  const Schedule& schedule() const { return process_.schedule(); }
+  const nn::Parameters<T, B>& parameters() const { return params_; }
+  AdamW<T, B>& optimizer() { return optimizer_; }
+  Ema<T, B>& ema() { return ema_; }
+  BatchOrder& order() { return order_; }
+  Generator& generator() { return gen_; }
+
+ private:
+  void ensure_buffers(int64_t n) {
+    if (x0_) return;
+    const Shape shape = data_.batch_shape(n);
+    x0_.emplace(shape);
+    eps_.emplace(shape);
+    x_t_.emplace(shape);
+    target_.emplace(shape);
+    grad_.emplace(shape);
+  }
+
+  // target = a x0 + b eps with the parameterization's per-sample coefficients.
+  void target_from(const std::vector<int>& ts) {
+    std::vector<double> a(ts.size()), b(ts.size());
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const auto c = P::target(process_.schedule().alpha_bar(ts[i]));
+      a[i] = c.first;
+      b[i] = c.second;
+    }
+    ops::lincomb_per_sample(*target_, a, *x0_, b, *eps_);
+  }
+
+  Model& model_;
+  ForwardProcess<T, B> process_;
+  const Dataset& data_;
+  TrainerOptions options_;
+  nn::Parameters<T, B> params_;
+  AdamW<T, B> optimizer_;
+  Ema<T, B> ema_;
+  BatchOrder order_;
+  Generator gen_;
+  std::vector<int64_t> labels_;
+  std::optional<Tensor<T, B>> x0_, eps_, x_t_, target_, grad_;
+};
+
+}  // namespace haze::train
