@@ -16,3 +16,9 @@ if(NOT TARGET Eigen3::Eigen)
 endif()
 
 find_package(OpenMP COMPONENTS CXX)
+
+# haze::io (safetensors, IDX, PNG) is optional: the JSON header parser, zlib
+# for gzip'd IDX files and libpng. haze::haze needs none of them.
+find_package(nlohmann_json 3 QUIET)
+find_package(ZLIB QUIET)
+find_package(PNG QUIET)

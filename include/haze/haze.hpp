@@ -1,6 +1,7 @@
 #pragma once
 // Umbrella header: the core types, the Cpu backend, the generic ops, the
-// diffusion math and the samplers. The
+// diffusion math, the samplers and the training loop (the layers are in
+// haze/nn/, the files and images in haze/io/). The
 // Device backend is added when a device system is configured (nvcc, or
 // THRUST_DEVICE_SYSTEM defined, as the haze::device_omp target does).
 
@@ -26,6 +27,7 @@
 #include "haze/diffusion/parameterization.hpp"
 #include "haze/diffusion/schedule.hpp"
 
+#include "haze/sample/by_name.hpp"
 #include "haze/sample/ddim.hpp"
 #include "haze/sample/ddpm.hpp"
 #include "haze/sample/dpm_solver.hpp"
@@ -34,5 +36,12 @@
 #include "haze/sample/heun.hpp"
 #include "haze/sample/sde.hpp"
 #include "haze/sample/timesteps.hpp"
+
+#include "haze/train/adamw.hpp"
+#include "haze/train/dataset.hpp"
+#include "haze/train/ema.hpp"
+#include "haze/train/grad_clip.hpp"
+#include "haze/train/lr_schedule.hpp"
+#include "haze/train/trainer.hpp"
 
 #include "haze/verify/compare.hpp"

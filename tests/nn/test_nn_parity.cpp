@@ -4,11 +4,14 @@
 // output, summed in different orders by the two GEMMs), 1e-4 for the whole
 // model (about thirty layers deep).
 #include <haze/haze.hpp>
+#include <haze/nn/cross_entropy.hpp>
+#include <haze/nn/pooling.hpp>
 #include <haze/nn/unet.hpp>
 #include <haze/verify/against_cpu.hpp>
 
 #include <sstream>
 
+#include "../../examples/fashion_mnist/classifier.hpp"
 #include "nn/deterministic_init.hpp"
 #include "test_support.hpp"
 
@@ -62,6 +65,52 @@ TEST_CASE("every layer on Device equals Cpu, forward and backward", "[device][nn
   check_layer<nn::Downsample>({2, 4, 6, 6}, 4);
   check_layer<nn::Upsample>({2, 4, 3, 3}, 4);
   check_layer<nn::TimestepEmbedding>({3, 16}, 16, 32);
+  check_layer<nn::GlobalAvgPool>({2, 6, 5, 4});
+}
+
+TEST_CASE("softmax_cross_entropy and argmax_rows on Device equal Cpu", "[device][nn][classifier]") {
+  constexpr int64_t n = 6, k = 10;
+  auto host_logits = haze::test::uniform<float>(n * k, 9);
+  for (auto& v : host_logits) v *= 4;
+  const std::vector<int64_t> labels = {3, 0, 9, 9, 5, 1};
+  // grad is prefilled with NaN: an element the kernel forgot fails the comparison.
+  Tensor<Device> device_grad = Tensor<Device>::full({n, k}, haze::test::sentinel<float>());
+  Tensor<Cpu> cpu_grad = Tensor<Cpu>::full({n, k}, haze::test::sentinel<float>());
+  const auto device_logits = Tensor<Device>::from_host({n, k}, host_logits);
+  const auto cpu_logits = Tensor<Cpu>::from_host({n, k}, host_logits);
+  const double device_loss = nn::softmax_cross_entropy(device_logits, labels, device_grad);
+  const double cpu_loss = nn::softmax_cross_entropy(cpu_logits, labels, cpu_grad);
+  // Both sum exp in double from the same float logits, one row per call: the
+  // loss agrees to double rounding (1e-12 leaves room for a different libm).
+  CHECK(device_loss == Approx(cpu_loss).epsilon(1e-12));
+  // Each gradient element is one double expression rounded to float: within
+  // float rounding of the gradient's scale (1/N), the single-op tolerance.
+  const auto comparison = haze::verify::compare(device_grad, cpu_grad, 1e-5 / n, 1e-5);
+  INFO(comparison);
+  CHECK(comparison.ok());
+  CHECK(nn::argmax_rows(device_logits) == nn::argmax_rows(cpu_logits));
+}
+
+TEST_CASE("the Fashion-MNIST classifier on Device equals Cpu, forward and backward", "[device][nn][classifier]") {
+  fashion_mnist::Classifier<float, Device> device_model;
+  fashion_mnist::Classifier<float, Cpu> cpu_model;
+  haze::test::deterministic_init(device_model);
+  const std::vector<int64_t> labels = {7, 2};
+  const auto run = [&](auto& model) {
+    using B = typename std::remove_reference_t<decltype(model)>::backend_type;
+    const auto x = Tensor<B>::from_host({2, 1, 32, 32}, haze::test::uniform<float>(2 * 32 * 32, 10));
+    Tensor<B> logits = model.forward(x);
+    Tensor<B> dlogits;
+    (void)nn::softmax_cross_entropy(logits, labels, dlogits);
+    Tensor<B> dx = model.backward(dlogits);
+    std::vector<std::pair<std::string, Tensor<B>>> out;
+    out.emplace_back("logits", std::move(logits));
+    out.emplace_back("dlogits", std::move(dlogits));
+    out.emplace_back("grad input", std::move(dx));
+    out.emplace_back("features", model.features(x));
+    return out;
+  };
+  require_ok(haze::verify::against_cpu(device_model, cpu_model, run, 1e-4));  // a whole model: 1e-4
 }
 
 TEST_CASE("ResBlock on Device equals Cpu, with the time-embedding gradient", "[device][nn]") {

@@ -65,6 +65,7 @@ class BatchOrder {
     shuffle();
   }
 
+  int64_t count() const { return count_; }
   int64_t epoch() const { return epoch_; }
   int64_t position() const { return position_; }
   uint64_t seed() const { return seed_; }

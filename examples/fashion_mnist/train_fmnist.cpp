@@ -1,0 +1,196 @@
+// haze-train-fmnist: trains a class-conditional UNet on Fashion-MNIST.
+//
+//   haze-train-fmnist --preset demo --checkpoint out/fmnist.safetensors
+//   haze-train-fmnist --resume --checkpoint out/fmnist.safetensors --steps 3000
+//
+// A progress bar on a terminal, log lines otherwise; a CSV log and a loss
+// curve; a checkpoint every --checkpoint-every steps, at the end, and on
+// Ctrl-C. A NaN loss stops the run with the step number and leaves the last
+// checkpoint as it was.
+#include <haze/haze.hpp>
+#include <haze/io/checkpoint.hpp>
+#include <haze/io/csv_log.hpp>
+#include <haze/io/plot.hpp>
+#include <haze/io/png.hpp>
+#include <haze/io/progress.hpp>
+#include <haze/nn/init.hpp>
+#include <haze/nn/unet.hpp>
+#include <haze/sample/by_name.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "../common/cli.hpp"
+#include "data.hpp"
+#include "presets.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace haze;
+
+struct Flags {
+  std::string data = fashion_mnist::default_data_dir;
+  std::string preset = "demo";
+  int64_t steps = 0, batch = 0, warmup = -1, limit = 0, checkpoint_every = 500;
+  double lr = 0, minutes = 0, min_snr = 5, label_dropout = 0.1, ema_decay = 0.9995, clip = 1.0;
+  int accumulation = 1;
+  std::string schedule = "linear", prediction = "epsilon", decay = "cosine", backend = "cpu";
+  int timesteps = 1000;
+  std::string checkpoint = "out/fmnist.safetensors", log = "out/train.csv", loss_png = "out/loss.png";
+  bool resume = false;
+  uint64_t seed = 0;
+};
+
+// (step, loss) pairs of a CSV log written by this program.
+std::vector<std::pair<double, double>> read_losses(const fs::path& path) {
+  std::vector<std::pair<double, double>> out;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    double step, loss;
+    char comma;
+    if (fields >> step >> comma >> loss) out.emplace_back(step, loss);
+  }
+  return out;
+}
+
+void write_loss_plot(const fs::path& csv, const fs::path& png) {
+  const auto losses = read_losses(csv);
+  if (losses.size() < 2) return;
+  io::PlotSeries raw{.color = {180, 200, 230}}, smooth{.color = {31, 119, 180}};
+  double average = losses.front().second;
+  for (const auto& [step, loss] : losses) {
+    average = 0.98 * average + 0.02 * loss;  // an exponential moving average shows the trend
+    raw.x.push_back(step), raw.y.push_back(loss);
+    smooth.x.push_back(step), smooth.y.push_back(average);
+  }
+  io::write_png(png, io::line_plot({raw, smooth}, {.width = 800, .height = 450, .log_y = true}));
+}
+
+template <class B, class P>
+int train(const Flags& f) {
+  using Model = nn::UNet<float, B>;
+  fashion_mnist::Preset preset = fashion_mnist::preset(f.preset);
+  std::string model_json = io::unet_config_json(preset.model);
+  Schedule schedule = Schedule::make(f.schedule, f.timesteps);
+  std::optional<io::Safetensors> resume_from;
+  if (f.resume) {
+    resume_from = io::load_safetensors(f.checkpoint);
+    model_json = io::required_metadata(*resume_from, "haze.model");
+    preset.model = io::unet_config_from_json(model_json, f.checkpoint);
+    schedule = io::schedule_from_json(io::required_metadata(*resume_from, "haze.schedule.json"), f.checkpoint);
+  }
+  const int64_t steps = f.steps > 0 ? f.steps : preset.steps;
+  const int64_t warmup = f.warmup >= 0 ? f.warmup : preset.warmup;
+
+  std::fprintf(stderr, "loading Fashion-MNIST from %s\n", f.data.c_str());
+  const train::Dataset data = fashion_mnist::load(f.data, "train", f.limit);
+  Model model(preset.model);
+  nn::init_parameters(model, f.seed);
+  train::TrainerOptions options{
+      .batch_size = f.batch > 0 ? f.batch : preset.batch,
+      .accumulation = f.accumulation,
+      .lr = {.peak = f.lr > 0 ? f.lr : preset.lr, .warmup_steps = warmup,
+             .decay = train::LrSchedule::decay_by_name(f.decay), .total_steps = steps, .final_ratio = 0.05},
+      .adamw = {.weight_decay = 0.01},
+      .ema_decay = f.ema_decay,
+      .clip_norm = f.clip,
+      .min_snr_gamma = f.min_snr,
+      .num_classes = fashion_mnist::classes,
+      .label_dropout = f.label_dropout,
+      .seed = f.seed};
+  train::Trainer<Model, P> trainer(model, schedule, data, options);
+  if (resume_from) {
+    io::load_checkpoint(*resume_from, trainer, model_json);
+    std::fprintf(stderr, "resumed from %s at step %lld\n", f.checkpoint.c_str(), (long long)trainer.steps_taken());
+  }
+  size_t parameter_count = 0;
+  for (const auto& p : trainer.parameters()) parameter_count += size_t(p.value->numel());
+  std::fprintf(stderr, "model %s (%zu parameters), schedule %s, %s prediction, %lld items, batch %lld x %d\n",
+               model_json.c_str(), parameter_count, schedule.description().c_str(), std::string(P::name).c_str(),
+               (long long)data.count(), (long long)options.batch_size, options.accumulation);
+
+  if (fs::path(f.checkpoint).has_parent_path()) fs::create_directories(fs::path(f.checkpoint).parent_path());
+  if (fs::path(f.log).has_parent_path()) fs::create_directories(fs::path(f.log).parent_path());
+  io::CsvLog log(f.log, {"step", "loss", "grad_norm", "lr", "seconds", "images_per_second"}, f.resume);
+  const std::map<std::string, std::string> extra = {{"haze.dataset", "fashion-mnist"},
+                                                    {"haze.preset", f.preset}};
+  const auto save = [&] {
+    io::save_checkpoint(f.checkpoint, trainer, model_json, extra);
+  };
+
+  io::Progress progress(steps);
+  const auto start = std::chrono::steady_clock::now();
+  const auto elapsed_minutes = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60;
+  };
+  std::string stopped_by;
+  try {
+    while (trainer.steps_taken() < steps) {
+      const train::StepReport r = trainer.step();
+      const double rate = double(r.items) / r.seconds;
+      log.row({double(r.step), r.loss, r.grad_norm, r.lr, r.seconds, rate});
+      progress.update(r.step, r.loss, rate);
+      if (f.checkpoint_every > 0 && r.step % f.checkpoint_every == 0) save();
+      if (examples::stop_requested) { stopped_by = "interrupted"; break; }
+      if (f.minutes > 0 && elapsed_minutes() >= f.minutes) { stopped_by = "time budget reached"; break; }
+    }
+  } catch (const Error& e) {
+    progress.finish();
+    std::fprintf(stderr, "haze-train-fmnist: %s\nthe last good checkpoint, if any, is unchanged: %s\n", e.what(),
+                 f.checkpoint.c_str());
+    return 1;
+  }
+  progress.finish();
+  save();
+  write_loss_plot(f.log, f.loss_png);
+  std::fprintf(stderr, "%s at step %lld after %.1f min; checkpoint %s, log %s, loss curve %s\n",
+               stopped_by.empty() ? "finished" : stopped_by.c_str(), (long long)trainer.steps_taken(),
+               elapsed_minutes(), f.checkpoint.c_str(), f.log.c_str(), f.loss_png.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"Train a class-conditional diffusion UNet on Fashion-MNIST (haze)", "haze-train-fmnist"};
+  app.add_option("--data", f.data, "folder with the Fashion-MNIST IDX files")->capture_default_str();
+  app.add_option("--preset", f.preset, "model and training preset: demo or full")->capture_default_str();
+  app.add_option("--steps", f.steps, "optimizer steps (default: the preset's)");
+  app.add_option("--minutes", f.minutes, "stop (and save) after this much wall time; 0: no limit");
+  app.add_option("--batch", f.batch, "batch size (default: the preset's)");
+  app.add_option("--accumulation", f.accumulation, "micro-batches per optimizer step")->capture_default_str();
+  app.add_option("--lr", f.lr, "peak learning rate (default: the preset's)");
+  app.add_option("--warmup", f.warmup, "learning-rate warm-up steps (default: the preset's)");
+  app.add_option("--decay", f.decay, "learning-rate decay: cosine or constant")->capture_default_str();
+  app.add_option("--schedule", f.schedule, "noise schedule: linear, scaled_linear, cosine, sigmoid, sigmoid_beta")
+      ->capture_default_str();
+  app.add_option("--timesteps", f.timesteps, "diffusion steps T")->capture_default_str();
+  app.add_option("--prediction", f.prediction, "epsilon, sample or velocity")->capture_default_str();
+  app.add_option("--min-snr", f.min_snr, "Min-SNR-gamma loss weight; 0: off")->capture_default_str();
+  app.add_option("--label-dropout", f.label_dropout, "probability of the null class (for guidance)")
+      ->capture_default_str();
+  app.add_option("--ema-decay", f.ema_decay, "largest EMA decay")->capture_default_str();
+  app.add_option("--clip", f.clip, "global gradient-norm cap; 0: off")->capture_default_str();
+  app.add_option("--limit", f.limit, "use only the first N training images; 0: all");
+  app.add_option("--checkpoint", f.checkpoint, "checkpoint file (written atomically)")->capture_default_str();
+  app.add_option("--checkpoint-every", f.checkpoint_every, "save every N steps; 0: only at the end")
+      ->capture_default_str();
+  app.add_flag("--resume", f.resume, "continue from --checkpoint (its model and schedule)");
+  app.add_option("--log", f.log, "CSV training log")->capture_default_str();
+  app.add_option("--loss-png", f.loss_png, "loss curve picture")->capture_default_str();
+  app.add_option("--seed", f.seed, "seed of the initialisation and all training randomness")->capture_default_str();
+  app.add_option("--backend", f.backend, "cpu, or device in the _cuda build")->capture_default_str();
+  if (const auto code = examples::parse(app, argc, argv)) return *code;
+  examples::install_stop_handler();  // from here on Ctrl-C means: finish the step, save, exit
+  return examples::run_reporting_errors("haze-train-fmnist", [&] {
+    return examples::with_backend(f.backend, [&]<class B>() {
+      return sample::with_prediction(f.prediction, [&]<class P>(P) { return train<B, P>(f); });
+    });
+  });
+}

@@ -1,0 +1,253 @@
+#pragma once
+// Checkpoints: a training state as one safetensors file.
+//
+//   <name>               model parameters under their diffusers names
+//   ema.<name>           the EMA weights
+//   adamw.m.<name>       AdamW's first moments,  adamw.v.<name> the second
+//   __metadata__         haze.format, haze.model (the model's config as JSON,
+//                        given by the caller), haze.schedule (its description)
+//                        and haze.schedule.json, haze.prediction,
+//                        haze.dtype, haze.step, haze.rng.seed / .offset,
+//                        haze.data.epoch / .position, plus the caller's keys
+//
+// Loading checks everything before it changes anything: a checkpoint that
+// does not fit (another model, schedule, parameterization or dtype; a
+// missing or misshapen tensor) throws haze::Error naming the file and the
+// first mismatch, and the trainer is left as it was. Saving is atomic
+// (io/atomic_file.hpp), so an interrupted save never harms the previous file.
+
+#include <charconv>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "haze/io/safetensors.hpp"
+#include "haze/nn/unet_config.hpp"
+#include "haze/train/trainer.hpp"
+
+namespace haze::io {
+
+inline constexpr std::string_view checkpoint_format = "haze-checkpoint-1";
+
+// ---- UNetConfig <-> JSON (the haze.model metadata of UNet checkpoints) -----
+inline std::string unet_config_json(const nn::UNetConfig& c) {
+  const nlohmann::ordered_json j = {{"kind", "unet"},
+                                    {"in_channels", c.in_channels},
+                                    {"out_channels", c.out_channels},
+                                    {"block_out_channels", c.block_out_channels},
+                                    {"layers_per_block", c.layers_per_block},
+                                    {"attention_levels", c.attention_levels},
+                                    {"attention_head_dim", c.attention_head_dim},
+                                    {"norm_groups", c.norm_groups},
+                                    {"norm_eps", c.norm_eps},
+                                    {"dropout", c.dropout},
+                                    {"num_classes", c.num_classes}};
+  return j.dump();
+}
+
+inline nn::UNetConfig unet_config_from_json(std::string_view text, std::string_view source) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    HAZE_REQUIRE(j.value("kind", "") == "unet", source, ": haze.model does not describe a UNet: ", text);
+    nn::UNetConfig c;
+    c.in_channels = j.at("in_channels").get<int64_t>();
+    c.out_channels = j.at("out_channels").get<int64_t>();
+    c.block_out_channels = j.at("block_out_channels").get<std::vector<int64_t>>();
+    c.layers_per_block = j.at("layers_per_block").get<int>();
+    c.attention_levels = j.at("attention_levels").get<std::vector<int>>();
+    c.attention_head_dim = j.at("attention_head_dim").get<int64_t>();
+    c.norm_groups = j.at("norm_groups").get<int64_t>();
+    c.norm_eps = j.at("norm_eps").get<double>();
+    c.dropout = j.at("dropout").get<double>();
+    c.num_classes = j.at("num_classes").get<int64_t>();
+    c.validate();
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    haze::detail::fail(std::source_location::current(), source, ": haze.model is not a valid UNet config (",
+                       e.what(), "): ", text);
+  }
+}
+
+// ---- Schedule <-> JSON (haze.schedule.json: what rebuilds it for sampling) --
+inline std::string schedule_json(const Schedule& s) {
+  const nlohmann::ordered_json j = {{"kind", s.kind()},
+                                    {"steps", s.steps()},
+                                    {"parameters", s.parameters()},
+                                    {"zero_terminal_snr", s.zero_terminal_snr()}};
+  return j.dump();
+}
+
+inline Schedule schedule_from_json(std::string_view text, std::string_view source) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    return Schedule::make(j.at("kind").get<std::string>(), j.at("steps").get<int>(),
+                          j.at("parameters").get<std::vector<double>>(), j.at("zero_terminal_snr").get<bool>());
+  } catch (const nlohmann::json::exception& e) {
+    haze::detail::fail(std::source_location::current(), source, ": haze.schedule.json is not a valid schedule (",
+                       e.what(), "): ", text);
+  }
+}
+
+// ---- metadata helpers -------------------------------------------------------
+// A metadata value that must be there.
+inline const std::string& required_metadata(const Safetensors& file, const std::string& key) {
+  const auto it = file.metadata.find(key);
+  HAZE_REQUIRE(it != file.metadata.end(), file.source, ": metadata key '", key, "' is missing (not a haze checkpoint?)");
+  return it->second;
+}
+
+namespace detail {
+
+
+template <class I>
+I metadata_integer(const Safetensors& file, const std::string& key) {
+  const std::string& text = required_metadata(file, key);
+  I value{};
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  HAZE_REQUIRE(error == std::errc() && end == text.data() + text.size(), file.source, ": metadata '", key, "' = '",
+               text, "' is not an integer");
+  return value;
+}
+
+inline std::string schedule_text(const Schedule& s) { return s.description(); }
+
+// The destination of every tensor a checkpoint must hold, with its file name.
+template <Real T, Backend B>
+struct Slot {
+  std::string name;
+  Tensor<T, B>* tensor;
+};
+
+template <Real T, Backend B>
+void require_fits(const Safetensors& file, const std::vector<Slot<T, B>>& slots) {
+  for (const auto& slot : slots) {
+    const TensorRecord* r = file.find(slot.name);
+    HAZE_REQUIRE(r != nullptr, file.source, ": tensor '", slot.name, "' is missing (a checkpoint of another model?)");
+    HAZE_REQUIRE(r->dtype == dtype_of<T>::value, file.source, ": tensor '", slot.name, "' holds ", dtype_name(r->dtype),
+                 " but the model is ", dtype_name(dtype_of<T>::value));
+    const Shape want = slot.tensor->shape();
+    bool same = static_cast<int>(r->shape.size()) == want.rank();
+    for (int i = 0; same && i < want.rank(); ++i) same = r->shape[static_cast<size_t>(i)] == want[i];
+    HAZE_REQUIRE(same, file.source, ": tensor '", slot.name, "' is ", shape_text(r->shape), " in the file but ", want,
+                 " in the model (a checkpoint of another config?)");
+  }
+}
+
+template <Real T, Backend B>
+void assign(const Safetensors& file, const std::vector<Slot<T, B>>& slots) {
+  for (const auto& slot : slots) slot.tensor->assign_from_host(file.at(slot.name).template as<T>());
+}
+
+template <Real T, Backend B>
+std::vector<Slot<T, B>> model_slots(const nn::Parameters<T, B>& params, const std::string& prefix) {
+  std::vector<Slot<T, B>> slots;
+  for (const auto& p : params) slots.push_back({prefix + p.name, p.value});
+  return slots;
+}
+
+template <Real T, Backend B>
+TensorRecord record_of(const std::string& name, const Tensor<T, B>& t) {
+  const Shape s = t.shape();
+  std::vector<int64_t> dims;
+  for (int i = 0; i < s.rank(); ++i) dims.push_back(s[i]);
+  return TensorRecord::from<T>(name, dims, t.to_host());
+}
+
+}  // namespace detail
+
+// ---- training checkpoints ---------------------------------------------------
+
+// Writes the trainer's whole state; model_json describes the model
+// (unet_config_json for a UNet), extra holds the caller's own keys.
+template <class Model, Prediction P>
+void save_checkpoint(const std::filesystem::path& path, train::Trainer<Model, P>& trainer, const std::string& model_json,
+                     const std::map<std::string, std::string>& extra = {}) {
+  using T = typename Model::value_type;
+  Safetensors file;
+  file.metadata = extra;
+  file.metadata["haze.format"] = std::string(checkpoint_format);
+  file.metadata["haze.model"] = model_json;
+  file.metadata["haze.schedule"] = detail::schedule_text(trainer.schedule());
+  file.metadata["haze.schedule.json"] = schedule_json(trainer.schedule());
+  file.metadata["haze.prediction"] = std::string(P::name);
+  file.metadata["haze.dtype"] = std::string(dtype_name(dtype_of<T>::value));
+  file.metadata["haze.step"] = std::to_string(trainer.steps_taken());
+  file.metadata["haze.rng.seed"] = std::to_string(trainer.generator().seed);
+  file.metadata["haze.rng.offset"] = std::to_string(trainer.generator().offset);
+  file.metadata["haze.data.seed"] = std::to_string(trainer.order().seed());
+  file.metadata["haze.data.count"] = std::to_string(trainer.order().count());
+  file.metadata["haze.data.epoch"] = std::to_string(trainer.order().epoch());
+  file.metadata["haze.data.position"] = std::to_string(trainer.order().position());
+  const auto& params = trainer.parameters();
+  for (size_t i = 0; i < params.size(); ++i) file.add(detail::record_of(params[i].name, *params[i].value));
+  for (size_t i = 0; i < params.size(); ++i) file.add(detail::record_of("ema." + params[i].name, trainer.ema().shadow(i)));
+  for (size_t i = 0; i < params.size(); ++i) {
+    file.add(detail::record_of("adamw.m." + params[i].name, trainer.optimizer().first_moment(i)));
+    file.add(detail::record_of("adamw.v." + params[i].name, trainer.optimizer().second_moment(i)));
+  }
+  save_safetensors(path, file);
+}
+
+// Restores a state written by save_checkpoint into a trainer built with the
+// same model, schedule and parameterization; all or nothing.
+template <class Model, Prediction P>
+void load_checkpoint(const Safetensors& file, train::Trainer<Model, P>& trainer, const std::string& model_json) {
+  using T = typename Model::value_type;
+  using B = typename Model::backend_type;
+  HAZE_REQUIRE(required_metadata(file, "haze.format") == checkpoint_format, file.source, ": format '",
+               required_metadata(file, "haze.format"), "', expected '", checkpoint_format, "'");
+  const std::string& model = required_metadata(file, "haze.model");
+  HAZE_REQUIRE(nlohmann::json::parse(model, nullptr, false) == nlohmann::json::parse(model_json, nullptr, false),
+               file.source, ": written for model ", model, " but this model is ", model_json);
+  const std::string& schedule = required_metadata(file, "haze.schedule");
+  HAZE_REQUIRE(schedule == detail::schedule_text(trainer.schedule()), file.source, ": written with schedule ",
+               schedule, " but training uses ", detail::schedule_text(trainer.schedule()));
+  const std::string& prediction = required_metadata(file, "haze.prediction");
+  HAZE_REQUIRE(prediction == P::name, file.source, ": written for ", prediction, " prediction, training uses ", P::name);
+  const auto step = detail::metadata_integer<int64_t>(file, "haze.step");
+  const auto seed = detail::metadata_integer<uint64_t>(file, "haze.rng.seed");
+  const auto offset = detail::metadata_integer<uint64_t>(file, "haze.rng.offset");
+  const auto data_seed = detail::metadata_integer<uint64_t>(file, "haze.data.seed");
+  const auto data_count = detail::metadata_integer<int64_t>(file, "haze.data.count");
+  const auto epoch = detail::metadata_integer<int64_t>(file, "haze.data.epoch");
+  const auto position = detail::metadata_integer<int64_t>(file, "haze.data.position");
+  HAZE_REQUIRE(step >= 0 && epoch >= 0 && position >= 0, file.source, ": negative step, epoch or position");
+
+  const auto& params = trainer.parameters();
+  std::vector<detail::Slot<T, B>> slots = detail::model_slots(params, "");
+  for (size_t i = 0; i < params.size(); ++i) {
+    slots.push_back({"ema." + params[i].name, &trainer.ema().shadow(i)});
+    slots.push_back({"adamw.m." + params[i].name, &trainer.optimizer().first_moment(i)});
+    slots.push_back({"adamw.v." + params[i].name, &trainer.optimizer().second_moment(i)});
+  }
+  detail::require_fits(file, slots);
+  HAZE_REQUIRE(data_count == trainer.order().count(), file.source, ": written for a dataset of ", data_count,
+               " items, training has ", trainer.order().count());
+  train::BatchOrder order(data_count, data_seed);
+  order.seek(epoch, position);  // validates the position before anything changes
+
+  detail::assign(file, slots);
+  trainer.optimizer().set_steps_taken(step);
+  trainer.generator() = Generator{seed, offset};
+  trainer.order() = std::move(order);
+}
+
+template <class Model, Prediction P>
+void load_checkpoint(const std::filesystem::path& path, train::Trainer<Model, P>& trainer, const std::string& model_json) {
+  load_checkpoint(load_safetensors(path), trainer, model_json);
+}
+
+// Loads a model's weights from a checkpoint, the EMA weights when `ema`
+// (what sampling wants) or else the raw ones; checks names, shapes, dtype.
+template <class Model>
+void load_weights(const Safetensors& file, Model& model, bool ema = true) {
+  const auto params = nn::parameters_of(model);
+  const auto slots = detail::model_slots(params, ema ? "ema." : "");
+  detail::require_fits(file, slots);
+  detail::assign(file, slots);
+}
+
+}  // namespace haze::io

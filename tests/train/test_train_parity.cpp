@@ -1,0 +1,113 @@
+// train/ on backend::Device against backend::Cpu in float: initialisation
+// (bit-identical: both draw on the host); a Trainer step of the tiny UNet
+// and of the MLP denoiser, whose loss and clipped gradients must agree to
+// 1e-4 relative to each tensor's scale (as for the UNet parity test); and
+// AdamW and the EMA fed the same gradients (elementwise, a few roundings:
+// 1e-6). The parameters after a step are not compared: Adam's first update
+// is about lr sign(g), so a gradient that is rounding noise on both sides
+// may legitimately move its weight by 2 lr in opposite directions.
+#include <haze/haze.hpp>
+#include <haze/nn/init.hpp>
+#include <haze/nn/mlp_denoiser.hpp>
+#include <haze/nn/unet.hpp>
+#include <haze/train/trainer.hpp>
+#include <haze/verify/compare.hpp>
+
+#include <sstream>
+
+#include "test_support.hpp"
+
+using haze::backend::Cpu;
+using haze::backend::Device;
+namespace nn = haze::nn;
+namespace train = haze::train;
+
+namespace {
+
+// Parameter values (or, with grads, their gradients) within tol of the tensor's scale.
+template <class A, class B>
+void require_close(const nn::Parameters<float, A>& device, const nn::Parameters<float, B>& cpu, double tol,
+                   bool grads = false) {
+  REQUIRE(device.size() == cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const auto d = (grads ? device[i].grad : device[i].value)->to_host();
+    const auto c = (grads ? cpu[i].grad : cpu[i].value)->to_host();
+    double scale = 1e-3;
+    for (float v : c) scale = std::max(scale, double(std::abs(v)));
+    const auto result = haze::verify::compare<float>(d, c, tol * scale, tol);
+    std::ostringstream text;
+    text << cpu[i].name << ": " << result;
+    INFO(text.str());
+    CHECK(result.ok());
+  }
+}
+
+train::Dataset images() {
+  train::Dataset data;
+  data.item_shape = {1, 16, 16};
+  data.values = haze::test::uniform<float>(12 * 256, 8);
+  for (int i = 0; i < 12; ++i) data.labels.push_back(i % 3);
+  return data;
+}
+
+template <class Make>
+void check_trainer_step(Make make, const train::Dataset& data, train::TrainerOptions options) {
+  auto cpu_model = make.template operator()<Cpu>();
+  auto device_model = make.template operator()<Device>();
+  nn::init_parameters(cpu_model, 3);
+  nn::init_parameters(device_model, 3);
+  require_close(nn::parameters_of(device_model), nn::parameters_of(cpu_model), 0.0);  // same draws, same floats
+  train::Trainer<decltype(cpu_model), haze::predict::Epsilon> cpu(cpu_model, haze::Schedule::make("cosine", 100), data,
+                                                                  options);
+  train::Trainer<decltype(device_model), haze::predict::Epsilon> device(device_model, haze::Schedule::make("cosine", 100),
+                                                                        data, options);
+  const train::StepReport rc = cpu.step(), rd = device.step();
+  CHECK(rd.loss == Approx(rc.loss).epsilon(1e-4));
+  CHECK(rd.grad_norm == Approx(rc.grad_norm).epsilon(1e-4));
+  require_close(nn::parameters_of(device_model), nn::parameters_of(cpu_model), 1e-4, /*grads=*/true);
+}
+
+}  // namespace
+
+TEST_CASE("Trainer steps of the tiny UNet agree on Device and Cpu", "[parity][train]") {
+  nn::UNetConfig config = nn::UNetConfig::tiny();
+  config.num_classes = 3;
+  config.dropout = 0.1;  // Philox masks: the same on both backends
+  const auto make = [&]<class B>() { return nn::UNet<float, B>(config); };
+  check_trainer_step(make, images(),
+                     {.batch_size = 4, .lr = {.peak = 1e-3}, .min_snr_gamma = 5, .num_classes = 3,
+                      .label_dropout = 0.3, .seed = 4});
+}
+
+TEST_CASE("Trainer steps of the MLP denoiser agree on Device and Cpu", "[parity][train]") {
+  train::Dataset points;
+  points.item_shape = {2};
+  points.values = haze::test::uniform<float>(64, 9);
+  const auto make = []<class B>() { return nn::MlpDenoiser<float, B>(2, 32, 2); };
+  check_trainer_step(make, points, {.batch_size = 16, .accumulation = 2, .lr = {.peak = 1e-2}, .seed = 5});
+}
+
+TEST_CASE("AdamW and Ema updates agree on Device and Cpu", "[parity][train]") {
+  const auto host_p = haze::test::uniform<float>(1000, 1), host_g = haze::test::uniform<float>(1000, 2);
+  nn::Param<float, Cpu> pc(haze::Shape{1000});
+  nn::Param<float, Device> pd(haze::Shape{1000});
+  pc.value.assign_from_host(host_p), pd.value.assign_from_host(host_p);
+  nn::Parameters<float, Cpu> cpu_params;
+  nn::Parameters<float, Device> device_params;
+  nn::add_parameter(cpu_params, "", "w", pc, nn::ParamKind::Weight);
+  nn::add_parameter(device_params, "", "w", pd, nn::ParamKind::Weight);
+  const train::AdamWOptions options{.weight_decay = 0.1};
+  train::AdamW<float, Cpu> adam_cpu(cpu_params, options);
+  train::AdamW<float, Device> adam_device(device_params, options);
+  train::Ema<float, Cpu> ema_cpu(cpu_params, 0.9);
+  train::Ema<float, Device> ema_device(device_params, 0.9);
+  for (int step = 1; step <= 3; ++step) {
+    pc.grad.assign_from_host(host_g), pd.grad.assign_from_host(host_g);
+    adam_cpu.step(1e-2), adam_device.step(1e-2);
+    ema_cpu.update(cpu_params, step), ema_device.update(device_params, step);
+  }
+  require_close(device_params, cpu_params, 1e-6);
+  CHECK(haze::verify::compare<float>(ema_device.shadow(0).to_host(), ema_cpu.shadow(0).to_host(), 1e-6, 1e-6).ok());
+  CHECK(haze::verify::compare<float>(adam_device.second_moment(0).to_host(), adam_cpu.second_moment(0).to_host(),
+                                     1e-9, 1e-6).ok());
+}
