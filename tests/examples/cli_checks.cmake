@@ -34,6 +34,9 @@ expect(0 "finished at step 2" ${BIN}/haze-train-fmnist ${tiny_run} --steps 2)
 expect(0 "resumed from ${ckpt} at step 2" ${BIN}/haze-train-fmnist ${tiny_run} --steps 3 --resume)
 expect(0 "wrote ${WORK}/grid.png" ${BIN}/haze-sample --checkpoint ${ckpt} --n 4 --steps 2 --sampler ddim
        --out ${WORK}/grid.png --samples ${WORK}/samples.safetensors)
+expect(0 "wrote ${WORK}/device.png" ${BIN}/haze-sample --checkpoint ${ckpt} --n 2 --steps 2 --backend device
+       --out ${WORK}/device.png)
+expect(1 "unknown backend 'tpu'" ${BIN}/haze-sample --checkpoint ${ckpt} --n 2 --backend tpu --out ${WORK}/x.png)
 expect(1 "unknown sampler 'fast'" ${BIN}/haze-sample --checkpoint ${ckpt} --n 2 --sampler fast --out ${WORK}/x.png)
 
 # A NaN loss (a learning rate that blows the weights up) stops the run with

@@ -12,10 +12,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/io_test_support.hpp"
 #include "test_support.hpp"
 
 using haze::backend::Cpu;
 using haze::test::mentions;
+using haze::test::TempDir;
 namespace fs = std::filesystem;
 namespace nn = haze::nn;
 namespace train = haze::train;
@@ -24,13 +26,6 @@ using UNet = nn::UNet<float, Cpu>;
 using Trainer = train::Trainer<UNet, haze::predict::Velocity>;
 
 namespace {
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("haze_ckpt_" + std::to_string(::getpid()) + "_" +
-                                               std::to_string(reinterpret_cast<uintptr_t>(this)));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::vector<std::byte> bytes_of(const fs::path& p) { return io::read_file(p); }
 
@@ -71,23 +66,23 @@ TEST_CASE("a resumed run is bit-identical to one that never stopped", "[io][chec
   const train::Dataset data = dataset();  // 10 items, batch 4: epochs end mid-batch
   Run straight(data);
   for (int s = 0; s < 6; ++s) straight.trainer.step();
-  io::save_checkpoint(dir.path / "straight.safetensors", straight.trainer, model_json);
+  io::save_checkpoint(dir / "straight.safetensors", straight.trainer, model_json);
 
   {
     Run first_half(data);
     for (int s = 0; s < 3; ++s) first_half.trainer.step();
-    io::save_checkpoint(dir.path / "half.safetensors", first_half.trainer, model_json);
+    io::save_checkpoint(dir / "half.safetensors", first_half.trainer, model_json);
   }
   Run resumed(data);
-  io::load_checkpoint(dir.path / "half.safetensors", resumed.trainer, model_json);
+  io::load_checkpoint(dir / "half.safetensors", resumed.trainer, model_json);
   CHECK(resumed.trainer.steps_taken() == 3);
   for (int s = 0; s < 3; ++s) resumed.trainer.step();
-  io::save_checkpoint(dir.path / "resumed.safetensors", resumed.trainer, model_json);
+  io::save_checkpoint(dir / "resumed.safetensors", resumed.trainer, model_json);
 
   // The whole state, model, EMA, moments, step, RNG and data position, byte for byte.
-  const bool same_bytes = bytes_of(dir.path / "resumed.safetensors") == bytes_of(dir.path / "straight.safetensors");
+  const bool same_bytes = bytes_of(dir / "resumed.safetensors") == bytes_of(dir / "straight.safetensors");
   CHECK(same_bytes);  // (a bool: Catch would print both megabyte-long vectors)
-  const io::Safetensors file = io::load_safetensors(dir.path / "straight.safetensors");
+  const io::Safetensors file = io::load_safetensors(dir / "straight.safetensors");
   CHECK(file.metadata.at("haze.step") == "6");
   CHECK(file.metadata.at("haze.prediction") == "velocity");
   CHECK(file.find("down_blocks.1.attentions.0.to_q.weight") != nullptr);
@@ -106,7 +101,7 @@ TEST_CASE("a resumed run is bit-identical to one that never stopped", "[io][chec
 TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[io][checkpoint][errors]") {
   TempDir dir;
   const train::Dataset data = dataset();
-  const fs::path path = dir.path / "good.safetensors";
+  const fs::path path = dir / "good.safetensors";
   {
     Run run(data);
     run.trainer.step();
@@ -120,21 +115,17 @@ TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[io]
     CHECK(same);
   };
   const std::vector<std::byte> good = bytes_of(path);
-  const auto write = [&](const fs::path& p, std::span<const std::byte> bytes) {
-    std::ofstream out(p, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  };
 
   SECTION("truncated") {
-    write(dir.path / "cut.safetensors", std::span(good).first(good.size() - 100));
-    CHECK_THROWS_WITH(io::load_checkpoint(dir.path / "cut.safetensors", target.trainer, model_json),
+    haze::test::write_raw(dir / "cut.safetensors", std::span(good).first(good.size() - 100));
+    CHECK_THROWS_WITH(io::load_checkpoint(dir / "cut.safetensors", target.trainer, model_json),
                       mentions("cut.safetensors"));
   }
   SECTION("tampered header") {
     std::vector<std::byte> bad = good;
     bad[20] = std::byte{'#'};  // inside the JSON header
-    write(dir.path / "bad.safetensors", bad);
-    CHECK_THROWS_WITH(io::load_checkpoint(dir.path / "bad.safetensors", target.trainer, model_json),
+    haze::test::write_raw(dir / "bad.safetensors", bad);
+    CHECK_THROWS_WITH(io::load_checkpoint(dir / "bad.safetensors", target.trainer, model_json),
                       mentions("bad.safetensors"));
   }
   SECTION("another config") {
@@ -157,8 +148,8 @@ TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[io]
   SECTION("not a checkpoint") {
     io::Safetensors plain;
     plain.add(io::TensorRecord::from<float>("x", {1}, std::vector<float>{1}));
-    io::save_safetensors(dir.path / "plain.safetensors", plain);
-    CHECK_THROWS_WITH(io::load_checkpoint(dir.path / "plain.safetensors", target.trainer, model_json),
+    io::save_safetensors(dir / "plain.safetensors", plain);
+    CHECK_THROWS_WITH(io::load_checkpoint(dir / "plain.safetensors", target.trainer, model_json),
                       mentions("metadata key 'haze.format' is missing"));
   }
   unchanged();
@@ -167,7 +158,7 @@ TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[io]
 TEST_CASE("a failed save leaves the previous checkpoint intact", "[io][checkpoint][errors]") {
   TempDir dir;
   const train::Dataset data = dataset();
-  const fs::path path = dir.path / "last.safetensors";
+  const fs::path path = dir / "last.safetensors";
   Run run(data);
   run.trainer.step();
   io::save_checkpoint(path, run.trainer, model_json);
@@ -192,5 +183,5 @@ TEST_CASE("a failed save leaves the previous checkpoint intact", "[io][checkpoin
   CHECK_THAT(message, mentions("last.safetensors") && mentions("File too large"));
   const bool intact = bytes_of(path) == saved;
   CHECK(intact);
-  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);  // no temporary left
+  CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 1);  // no temporary left
 }
