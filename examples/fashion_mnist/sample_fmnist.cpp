@@ -32,7 +32,7 @@ struct Flags {
   uint64_t seed = 0;
   int64_t n = 100, batch = 100;
   int label = -1;
-  bool raw_weights = false;
+  bool raw_weights = false, no_clip = false;
 };
 
 template <class B, class P>
@@ -58,7 +58,7 @@ int sample_images(const Flags& f, const io::Safetensors& file, const nn::UNetCon
     Tensor<float, B> x({count, config.in_channels, fashion_mnist::image_size, fashion_mnist::image_size});
     randn(x, gen);
     const std::vector<float> out =
-        sample::run_sampler<P>(f.sampler, schedule, f.steps, denoiser, std::move(x), gen).to_host();
+        sample::run_sampler<P>(f.sampler, schedule, f.steps, denoiser, std::move(x), gen, !f.no_clip).to_host();
     for (float v : out) images.push_back(std::clamp(v, -1.0f, 1.0f));
     progress.update(first + count, 0, 0);
   }
@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", f.out, "PNG grid")->capture_default_str();
   app.add_option("--samples", f.samples, "also write the raw samples and labels as safetensors");
   app.add_flag("--raw-weights", f.raw_weights, "use the raw weights instead of the EMA");
+  app.add_flag("--no-clip", f.no_clip, "do not clamp each step's x0 estimate to [-1, 1]");
   app.add_option("--backend", f.backend, "cpu, or device in the _cuda build")->capture_default_str();
   if (const auto code = examples::parse(app, argc, argv)) return *code;
   return examples::run_reporting_errors("haze-sample", [&] {

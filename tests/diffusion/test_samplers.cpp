@@ -375,4 +375,14 @@ TEST_CASE("x0 clipping clamps the estimate to [-1, 1]", "[sampler]") {
   for (double v : ddpm.run(too_big, Tensor::zeros({2, 2}), gen).to_host()) CHECK(v == Approx(1.0).epsilon(1e-12));
   const sample::Ddim<predict::Sample> unclipped(s, {.steps = 1});
   for (double v : unclipped.run(too_big, Tensor::zeros({2, 2}), gen).to_host()) CHECK(v == Approx(5.0).epsilon(1e-12));
+  // The sigma-space samplers: one step lands on sigma = 0, that is on x0.
+  const sample::SigmaOptions clip{.steps = 1, .clip_x0 = true}, no_clip{.steps = 1};
+  const auto all_equal = [](const Tensor& x, double want) {
+    for (double v : x.to_host()) CHECK(v == Approx(want).epsilon(1e-12));
+  };
+  all_equal(sample::Euler<predict::Sample>(s, clip).run(too_big, Tensor::zeros({2, 2}), gen), 1.0);
+  all_equal(sample::EulerAncestral<predict::Sample>(s, clip).run(too_big, Tensor::zeros({2, 2}), gen), 1.0);
+  all_equal(sample::Heun<predict::Sample>(s, clip).run(too_big, Tensor::zeros({2, 2}), gen), 1.0);
+  all_equal(sample::DpmSolverPP2M<predict::Sample>(s, clip).run(too_big, Tensor::zeros({2, 2}), gen), 1.0);
+  all_equal(sample::DpmSolverPP2M<predict::Sample>(s, no_clip).run(too_big, Tensor::zeros({2, 2}), gen), 5.0);
 }

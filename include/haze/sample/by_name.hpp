@@ -24,12 +24,15 @@ namespace haze::sample {
 inline constexpr std::array<std::string_view, 7> sampler_names = {"ddpm", "ddim", "euler", "euler_a",
                                                                   "heun", "dpmpp2m", "sde"};
 
+// clip_x0: clamp each step's x0 estimate to [-1, 1] (for image data; the SDE has no such step).
 template <Prediction P, Real T, Backend B, Denoiser<T, B> D>
 Tensor<T, B> run_sampler(std::string_view name, const Schedule& schedule, int steps, D&& denoiser, Tensor<T, B> x,
-                         Generator& gen, Progress progress = {}) {
-  const SigmaOptions sigma{.steps = steps, .karras = true, .progress = progress};
-  if (name == "ddpm") return Ddpm<P>(schedule, {.steps = steps, .progress = progress}).run(denoiser, std::move(x), gen);
-  if (name == "ddim") return Ddim<P>(schedule, {.steps = steps, .progress = progress}).run(denoiser, std::move(x), gen);
+                         Generator& gen, bool clip_x0 = false, Progress progress = {}) {
+  const SigmaOptions sigma{.steps = steps, .karras = true, .clip_x0 = clip_x0, .progress = progress};
+  if (name == "ddpm")
+    return Ddpm<P>(schedule, {.steps = steps, .clip_x0 = clip_x0, .progress = progress}).run(denoiser, std::move(x), gen);
+  if (name == "ddim")
+    return Ddim<P>(schedule, {.steps = steps, .clip_x0 = clip_x0, .progress = progress}).run(denoiser, std::move(x), gen);
   if (name == "sde") return ReverseSde<P>(schedule, {.steps = steps, .progress = progress}).run(denoiser, std::move(x), gen);
   if (name == "euler") return Euler<P>(schedule, sigma).run(denoiser, std::move(x), gen);
   if (name == "euler_a") return EulerAncestral<P>(schedule, sigma).run(denoiser, std::move(x), gen);

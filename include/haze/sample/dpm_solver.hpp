@@ -27,7 +27,7 @@ class DpmSolverPP2M : public SigmaSampler {
     Tensor<T, B> x0(x.shape()), x0_prev(x.shape()), scratch(x.shape());
     detail::to_sigma_space(x, s[0]);
     for (int i = 0; i < total; ++i) {
-      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "DpmSolverPP2M", i, total);
+      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "DpmSolverPP2M", i, total, options_.clip_x0);
       if (s[i + 1] == 0) {
         ops::copy(x0, x);
       } else {

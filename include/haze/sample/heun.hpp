@@ -25,13 +25,13 @@ class Heun : public SigmaSampler {
     Tensor<T, B> x0(x.shape()), x0_next(x.shape()), predictor(x.shape()), scratch(x.shape());
     detail::to_sigma_space(x, s[0]);
     for (int i = 0; i < total; ++i) {
-      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "Heun", i, total);
+      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "Heun", i, total, options_.clip_x0);
       const double ratio = s[i + 1] / s[i];
       if (s[i + 1] == 0) {
         ops::lincomb(x, ratio, x, 1 - ratio, x0);
       } else {
         ops::lincomb(predictor, ratio, x, 1 - ratio, x0);
-        detail::denoised<P>(denoiser, predictor, s[i + 1], grid_.ts[i + 1], scratch, x0_next, "Heun", i, total);
+        detail::denoised<P>(denoiser, predictor, s[i + 1], grid_.ts[i + 1], scratch, x0_next, "Heun", i, total, options_.clip_x0);
         // x + h/2 ((x - D)/s + (x' - D')/s'),  h = s' - s
         const double h = s[i + 1] - s[i], a = h / (2 * s[i]), b = h / (2 * s[i + 1]);
         ops::lincomb(x, 1 + a, x, -a, x0, b, predictor);

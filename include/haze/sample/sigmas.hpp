@@ -24,6 +24,7 @@ struct SigmaOptions {
   Spacing spacing = Spacing::Leading;  // used when karras is false
   bool karras = false;                 // Karras et al. 2022 eq. 5 spacing in sigma
   double rho = 7.0;
+  bool clip_x0 = false;  // clamp the denoised estimate to [-1, 1] (image data; see below)
   Progress progress = {};
 };
 
@@ -79,10 +80,15 @@ namespace detail {
 // its output becomes x0. `scratch` receives x_t.
 template <Prediction P, class T, class B, class D>
 void denoised(D& denoiser, const Tensor<T, B>& x_tilde, double sigma, double t, Tensor<T, B>& scratch,
-              Tensor<T, B>& x0, const char* sampler, int step, int total) {
+              Tensor<T, B>& x0, const char* sampler, int step, int total, bool clip_x0) {
   ops::lincomb(scratch, 1 / std::sqrt(1 + sigma * sigma), x_tilde, 0.0, x_tilde);
   const Tensor<T, B> out = evaluate(denoiser, scratch, t, sampler, step, total);
   split_prediction<P>(scratch, out, Schedule::alpha_bar_of_sigma(sigma), x0);
+  // At large sigma an epsilon model's x0 = x~ - sigma eps multiplies the
+  // model's error by sigma (157 at the end of the linear schedule); clamping
+  // to the data range keeps one bad early estimate from saturating the
+  // image (the thresholding DPM-Solver++ recommends for pixel-space models).
+  if (clip_x0) ops::map(x0, ClampUnit{}, x0);
 }
 
 // x~ at sigma_max from x_T ~ N(0, I): x~ = x_T sqrt(1 + sigma_max^2).
