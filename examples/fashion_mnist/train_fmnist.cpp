@@ -18,6 +18,7 @@
 #include <haze/sample/by_name.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -62,11 +63,14 @@ void write_loss_plot(const fs::path& csv, const fs::path& png) {
   const auto losses = read_losses(csv);
   if (losses.size() < 2) return;
   io::PlotSeries raw{.color = {180, 200, 230}}, smooth{.color = {31, 119, 180}};
-  double average = losses.front().second;
+  // The trend: an exponential moving average of the log loss, bias-corrected
+  // (divided by 1 - 0.98^k) so its first points do not lag behind.
+  double average = 0, weight = 0;
   for (const auto& [step, loss] : losses) {
-    average = 0.98 * average + 0.02 * loss;  // an exponential moving average shows the trend
+    average = 0.98 * average + 0.02 * std::log(loss);
+    weight = 0.98 * weight + 0.02;
     raw.x.push_back(step), raw.y.push_back(loss);
-    smooth.x.push_back(step), smooth.y.push_back(average);
+    smooth.x.push_back(step), smooth.y.push_back(std::exp(average / weight));
   }
   io::write_png(png, io::line_plot({raw, smooth}, {.width = 800, .height = 450, .log_y = true}));
 }
