@@ -112,8 +112,6 @@ I metadata_integer(const Safetensors& file, const std::string& key) {
   return value;
 }
 
-inline std::string schedule_text(const Schedule& s) { return s.description(); }
-
 // The destination of every tensor a checkpoint must hold, with its file name.
 template <Real T, Backend B>
 struct Slot {
@@ -170,7 +168,7 @@ void save_checkpoint(const std::filesystem::path& path, train::Trainer<Model, P>
   file.metadata = extra;
   file.metadata["haze.format"] = std::string(checkpoint_format);
   file.metadata["haze.model"] = model_json;
-  file.metadata["haze.schedule"] = detail::schedule_text(trainer.schedule());
+  file.metadata["haze.schedule"] = trainer.schedule().description();
   file.metadata["haze.schedule.json"] = schedule_json(trainer.schedule());
   file.metadata["haze.prediction"] = std::string(P::name);
   file.metadata["haze.dtype"] = std::string(dtype_name(dtype_of<T>::value));
@@ -203,8 +201,8 @@ void load_checkpoint(const Safetensors& file, train::Trainer<Model, P>& trainer,
   HAZE_REQUIRE(nlohmann::json::parse(model, nullptr, false) == nlohmann::json::parse(model_json, nullptr, false),
                file.source, ": written for model ", model, " but this model is ", model_json);
   const std::string& schedule = required_metadata(file, "haze.schedule");
-  HAZE_REQUIRE(schedule == detail::schedule_text(trainer.schedule()), file.source, ": written with schedule ",
-               schedule, " but training uses ", detail::schedule_text(trainer.schedule()));
+  HAZE_REQUIRE(schedule == trainer.schedule().description(), file.source, ": written with schedule ",
+               schedule, " but training uses ", trainer.schedule().description());
   const std::string& prediction = required_metadata(file, "haze.prediction");
   HAZE_REQUIRE(prediction == P::name, file.source, ": written for ", prediction, " prediction, training uses ", P::name);
   const auto step = detail::metadata_integer<int64_t>(file, "haze.step");

@@ -15,13 +15,11 @@ namespace haze::train {
 
 template <Real T, Backend B>
 double global_grad_norm(const nn::Parameters<T, B>& params) {
-  double squares = 0;
-  Tensor<T, B> partial({1});
-  for (const auto& p : params) {
-    ops::sum_axes(*p.grad, 1, 1, p.grad->numel(), partial, ops::Square{});
-    squares += double(partial.to_host()[0]);
-  }
-  return std::sqrt(squares);
+  // One running sum on the backend (beta = 1 adds each tensor's squares to
+  // it) and one copy to the host, not a device round trip per parameter.
+  Tensor<T, B> squares = Tensor<T, B>::zeros({1});
+  for (const auto& p : params) ops::sum_axes(*p.grad, 1, 1, p.grad->numel(), squares, ops::Square{}, T(1));
+  return std::sqrt(double(squares.to_host()[0]));
 }
 
 template <Real T, Backend B>
