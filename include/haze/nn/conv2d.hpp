@@ -1,20 +1,12 @@
 #pragma once
-// Conv2d as im2col + GEMM. x [N, Cin, H, W], W [Cout, Cin, kh, kw], b [Cout],
-// y [N, Cout, Ho, Wo]; with cols = im2col(x) [K = Cin kh kw, N Ho Wo] the
-// whole batch is one GEMM each way (Y is y with the two leading axes swapped):
-//   forward:  Y [Cout, N Ho Wo] = W cols,  y = swap(Y) + b
-//   backward: dY = swap(dy),  dW += dY cols^T,  db += sum over (n, h, w) of dy,
-//             dx = col2im(W^T dY)
-// The cache is a handle on x; backward rebuilds cols rather than keeping
-// it (it is kh kw times the size of x). cols is a temporary: the backend's
-// block cache hands the same memory to the next conv, so a whole U-Net
-// needs one cols buffer at a time. A 1x1, stride-1, unpadded conv skips
-// im2col (cols = x).
+// Conv2d: x [N, Cin, H, W], W [Cout, Cin, kh, kw], b [Cout], y [N, Cout, Ho, Wo].
+// The products themselves live in ops/conv.hpp (im2col + GEMM; on the Cpu a
+// cache-sized band of one image at a time). The cache is a handle on x:
+// backward rebuilds the im2col columns rather than keeping them (they are
+// kh kw times the size of x).
 
 #include "haze/nn/module.hpp"
-#include "haze/ops/gemm.hpp"
-#include "haze/ops/im2col.hpp"
-#include "haze/ops/layout.hpp"
+#include "haze/ops/conv.hpp"
 #include "haze/ops/reduce.hpp"
 
 namespace haze::nn {
@@ -44,32 +36,20 @@ class Conv2d {
 
   Tensor<T, B> infer(const Tensor<T, B>& x) const {
     const ops::ConvGeometry g = geometry(x, "Conv2d::forward");
-    const int64_t n = x.dim(0), plane = g.out_height() * g.out_width();
-    Tensor<T, B> y_channel_major({out_, n * plane});
-    ops::matmul(weight_matrix(), columns(x, g), y_channel_major);
-    Tensor<T, B> y({n, out_, g.out_height(), g.out_width()});
-    ops::swap_leading(y_channel_major, out_, n, y);
-    ops::add_bias(y, bias_.value);
+    Tensor<T, B> y({x.dim(0), out_, g.out_height(), g.out_width()});
+    ops::conv2d_forward(x, weight_matrix(), bias_.value, g, y);
     return y;
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
     require_cached(x_, "Conv2d");
     const ops::ConvGeometry g = geometry(x_, "Conv2d::backward");
-    const int64_t n = x_.dim(0), plane = g.out_height() * g.out_width();
-    HAZE_REQUIRE(dy.shape() == (Shape{n, out_, g.out_height(), g.out_width()}), "Conv2d::backward: dy ",
+    HAZE_REQUIRE(dy.shape() == (Shape{x_.dim(0), out_, g.out_height(), g.out_width()}), "Conv2d::backward: dy ",
                  dy.shape(), " does not match the forward output");
-    Tensor<T, B> dy_channel_major({out_, n * plane});
-    ops::swap_leading(dy, n, out_, dy_channel_major);
-    Tensor<T, B> dw = weight_.grad.reshape({out_, g.patch()});
-    ops::matmul(dy_channel_major, columns(x_, g), dw, Transpose::No, Transpose::Yes, T(1), T(1));
     ops::sum_per_channel(dy, bias_.grad, ops::Identity{}, T(1));
-
-    Tensor<T, B> dcols({g.patch(), n * plane});
-    ops::matmul(weight_matrix(), dy_channel_major, dcols, Transpose::Yes, Transpose::No);
-    Tensor<T, B> dx({n, in_, g.height, g.width});
-    if (pointwise()) ops::swap_leading(dcols, in_, n, dx);
-    else ops::col2im(dcols, g, dx);
+    Tensor<T, B> dx(x_.shape());
+    Tensor<T, B> dw = weight_.grad.reshape({out_, g.patch()});
+    ops::conv2d_backward(x_, weight_matrix(), dy, g, dw, dx);
     x_ = Tensor<T, B>();
     return dx;
   }
@@ -80,8 +60,6 @@ class Conv2d {
   }
 
  private:
-  bool pointwise() const { return kernel_ == 1 && stride_ == 1 && padding_ == 0; }
-
   ops::ConvGeometry geometry(const Tensor<T, B>& x, const char* op) const {
     x.require_nonempty(op);
     HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == in_, op, ": expects input [N, ", in_, ", H, W], got ", x.shape());
@@ -92,14 +70,6 @@ class Conv2d {
   }
 
   Tensor<T, B> weight_matrix() const { return weight_.value.reshape({out_, in_ * kernel_ * kernel_}); }
-
-  // The im2col matrix of x [K, N Ho Wo]; for 1x1 just x with N and C swapped.
-  Tensor<T, B> columns(const Tensor<T, B>& x, const ops::ConvGeometry& g) const {
-    Tensor<T, B> cols({g.patch(), x.dim(0) * g.out_height() * g.out_width()});
-    if (pointwise()) ops::swap_leading(x, x.dim(0), in_, cols);
-    else ops::im2col(x, g, cols);
-    return cols;
-  }
 
   int64_t in_, out_, kernel_, stride_, padding_;
   Param<T, B> weight_, bias_;

@@ -23,6 +23,7 @@ struct ConvGeometry {
   int64_t out_height() const { return (height + 2 * padding - kernel_h) / stride + 1; }
   int64_t out_width() const { return (width + 2 * padding - kernel_w) / stride + 1; }
   int64_t patch() const { return channels * kernel_h * kernel_w; }  // rows of cols
+  bool pointwise() const { return kernel_h == 1 && kernel_w == 1 && stride == 1 && padding == 0; }  // cols = x
 };
 
 namespace detail {
@@ -34,6 +35,50 @@ struct Geometry {  // ConvGeometry with the output extents and the batch, for ke
 inline Geometry geometry(const ConvGeometry& g, int64_t batch) {
   return {g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.stride, g.padding, g.out_height(), g.out_width(),
           batch};
+}
+
+// std::clamp is not callable from device code without relaxed constexpr.
+HAZE_HD inline int64_t clamp_index(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// One output row ho of kernel tap (i, j) over one channel plane [H, W]:
+// out[wo] = plane[ho s - p + i, wo s - p + j], 0 outside the image. With
+// stride 1, positions [first, last) read the image and the rest padding.
+template <class T>
+HAZE_HD void im2col_line(const T* plane, const Geometry& g, int64_t i, int64_t j, int64_t ho, T* out) {
+  const int64_t h = ho * g.s - g.p + i;
+  if (h < 0 || h >= g.H) {
+    for (int64_t wo = 0; wo < g.Wo; ++wo) out[wo] = T(0);
+    return;
+  }
+  const T* line = plane + h * g.W;
+  if (g.s == 1) {  // the common case: a shifted, contiguous run between zeros
+    const int64_t first = clamp_index(g.p - j, 0, g.Wo), last = clamp_index(g.W + g.p - j, first, g.Wo);
+    for (int64_t wo = 0; wo < first; ++wo) out[wo] = T(0);
+    for (int64_t wo = first; wo < last; ++wo) out[wo] = line[wo - g.p + j];
+    for (int64_t wo = last; wo < g.Wo; ++wo) out[wo] = T(0);
+    return;
+  }
+  for (int64_t wo = 0; wo < g.Wo; ++wo) {
+    const int64_t w = wo * g.s - g.p + j;
+    out[wo] = (w >= 0 && w < g.W) ? line[w] : T(0);
+  }
+}
+
+// The adjoint of im2col_line: plane[ho s - p + i, wo s - p + j] += src[wo].
+template <class T>
+HAZE_HD void col2im_line_add(const T* src, const Geometry& g, int64_t i, int64_t j, int64_t ho, T* plane) {
+  const int64_t h = ho * g.s - g.p + i;
+  if (h < 0 || h >= g.H) return;
+  T* line = plane + h * g.W;
+  if (g.s == 1) {
+    const int64_t first = clamp_index(g.p - j, 0, g.Wo), last = clamp_index(g.W + g.p - j, first, g.Wo);
+    for (int64_t wo = first; wo < last; ++wo) line[wo - g.p + j] += src[wo];
+    return;
+  }
+  for (int64_t wo = 0; wo < g.Wo; ++wo) {
+    const int64_t w = wo * g.s - g.p + j;
+    if (w >= 0 && w < g.W) line[w] += src[wo];
+  }
 }
 
 // One row of cols per call: (n, c, i, j) fixed, all Ho x Wo positions, so
@@ -48,18 +93,7 @@ struct Im2colRow {
     const int64_t j = row % g.kw, i = (row / g.kw) % g.kh, c = row / (g.kw * g.kh);
     const T* plane = x + (n * g.C + c) * g.H * g.W;
     T* out = cols + row_index * g.Ho * g.Wo;
-    for (int64_t ho = 0; ho < g.Ho; ++ho) {
-      const int64_t h = ho * g.s - g.p + i;
-      if (h < 0 || h >= g.H) {
-        for (int64_t wo = 0; wo < g.Wo; ++wo) out[ho * g.Wo + wo] = T(0);
-        continue;
-      }
-      const T* line = plane + h * g.W;
-      for (int64_t wo = 0; wo < g.Wo; ++wo) {
-        const int64_t w = wo * g.s - g.p + j;
-        out[ho * g.Wo + wo] = (w >= 0 && w < g.W) ? line[w] : T(0);
-      }
-    }
+    for (int64_t ho = 0; ho < g.Ho; ++ho) im2col_line(plane, g, i, j, ho, out + ho * g.Wo);
   }
 };
 

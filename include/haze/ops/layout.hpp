@@ -42,25 +42,29 @@ struct SwapLeading {  // one contiguous run of P per call
 };
 
 template <class T>
-struct ConcatChannels {
+struct ConcatChannels {  // one channel plane per call
   const T* first;
   const T* second;
   T* out;
   int64_t c1, c2, plane;
-  HAZE_HD void operator()(int64_t index) const {  // index over out [N, c1 + c2, plane]
-    const int64_t p = index % plane, c = (index / plane) % (c1 + c2), n = index / (plane * (c1 + c2));
-    out[index] = c < c1 ? first[(n * c1 + c) * plane + p] : second[(n * c2 + c - c1) * plane + p];
+  HAZE_HD void operator()(int64_t run) const {  // run over out [N, c1 + c2]
+    const int64_t c = run % (c1 + c2), n = run / (c1 + c2);
+    const T* src = c < c1 ? first + (n * c1 + c) * plane : second + (n * c2 + c - c1) * plane;
+    T* dst = out + run * plane;
+    for (int64_t p = 0; p < plane; ++p) dst[p] = src[p];
   }
 };
 
 template <class T>
-struct SplitChannels {  // the adjoint of ConcatChannels: one output at a time
+struct SplitChannels {  // the adjoint of ConcatChannels, one channel plane of the part per call
   const T* in;
   T* part;
   int64_t offset, count, total, plane;
-  HAZE_HD void operator()(int64_t index) const {  // index over part [N, count, plane]
-    const int64_t p = index % plane, c = (index / plane) % count, n = index / (plane * count);
-    part[index] = in[(n * total + offset + c) * plane + p];
+  HAZE_HD void operator()(int64_t run) const {  // run over part [N, count]
+    const int64_t c = run % count, n = run / count;
+    const T* src = in + (n * total + offset + c) * plane;
+    T* dst = part + run * plane;
+    for (int64_t p = 0; p < plane; ++p) dst[p] = src[p];
   }
 };
 
@@ -137,8 +141,11 @@ void concat_channels(const Tensor<T, B>& first, const Tensor<T, B>& second, Tens
                "ops::concat_channels: cannot concatenate ", first.shape(), " and ", second.shape());
   const Shape expected{first.dim(0), first.dim(1) + second.dim(1), first.dim(2), first.dim(3)};
   HAZE_REQUIRE(out.shape() == expected, "ops::concat_channels: output must be ", expected, ", got ", out.shape());
-  B::for_each_index(out.numel(), detail::ConcatChannels<T>{first.data(), second.data(), out.data(), first.dim(1),
-                                                           second.dim(1), first.dim(2) * first.dim(3)});
+  const int64_t plane = first.dim(2) * first.dim(3);
+  B::for_each_index(out.numel() / plane,
+                    detail::ConcatChannels<T>{first.data(), second.data(), out.data(), first.dim(1), second.dim(1),
+                                              plane},
+                    plane);
 }
 
 // part = in[:, offset : offset + part.C]
@@ -148,8 +155,9 @@ void split_channels(const Tensor<T, B>& in, int64_t offset, Tensor<T, B>& part) 
   HAZE_REQUIRE(in.rank() == 4 && part.rank() == 4 && part.dim(0) == in.dim(0) && part.dim(2) == in.dim(2) &&
                    part.dim(3) == in.dim(3) && offset >= 0 && offset + part.dim(1) <= in.dim(1),
                "ops::split_channels: cannot take ", part.shape(), " at channel ", offset, " of ", in.shape());
-  B::for_each_index(part.numel(), detail::SplitChannels<T>{in.data(), part.data(), offset, part.dim(1), in.dim(1),
-                                                           in.dim(2) * in.dim(3)});
+  const int64_t plane = in.dim(2) * in.dim(3);
+  B::for_each_index(part.numel() / plane,
+                    detail::SplitChannels<T>{in.data(), part.data(), offset, part.dim(1), in.dim(1), plane}, plane);
 }
 
 template <Real T, Backend B>
