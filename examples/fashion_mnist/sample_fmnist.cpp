@@ -14,6 +14,8 @@
 #include <haze/sample/by_name.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 
 #include "../common/cli.hpp"
 #include "data.hpp"
@@ -50,6 +52,7 @@ int sample_images(const Flags& f, const io::Safetensors& file, const nn::UNetCon
   images.reserve(size_t(f.n * pixels));
   Generator gen{f.seed};
   io::Progress progress(f.n);
+  const auto start = std::chrono::steady_clock::now();
   for (int64_t first = 0; first < f.n; first += f.batch) {
     const int64_t count = std::min(f.batch, f.n - first);
     std::vector<int64_t> batch_labels;
@@ -60,7 +63,8 @@ int sample_images(const Flags& f, const io::Safetensors& file, const nn::UNetCon
     const std::vector<float> out =
         sample::run_sampler<P>(f.sampler, schedule, f.steps, denoiser, std::move(x), gen, !f.no_clip).to_host();
     for (float v : out) images.push_back(std::clamp(v, -1.0f, 1.0f));
-    progress.update(first + count, 0, 0);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    progress.update(first + count, std::nan(""), double(first + count) / seconds);  // no loss while sampling
   }
   progress.finish();
 

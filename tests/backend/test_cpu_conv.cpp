@@ -92,12 +92,12 @@ TEST_CASE("Cpu conv2d: banded and whole-batch forms match a direct convolution",
     // band heights of 1 and 2 rows, all rows, and whatever the real budget gives
     for (int64_t rows : {int64_t(1), int64_t(2), g.out_height(), int64_t(0)}) {
       CAPTURE(cs.n, cs.cin, cs.cout, cs.h, cs.w, cs.k, cs.stride, cs.pad, rows);
-      const auto bands_over = [&](int64_t extent, const ConvGeometry& geometry) {
-        return rows == 0 ? detail::bands_of<double>(geometry, detail::cpu_band_bytes)
+      const auto bands_over = [&](int64_t extent, const ConvGeometry& geometry, int64_t weight_rows) {
+        return rows == 0 ? detail::bands_of<double>(geometry, weight_rows, detail::cpu_band_bytes)
                          : detail::Bands{std::min(rows, extent), (extent + rows - 1) / rows};
       };
-      const detail::Bands bands = bands_over(g.out_height(), g);
-      const detail::Bands dx_bands = bands_over(cs.h, detail::dx_geometry(g, cs.cout));
+      const detail::Bands bands = bands_over(g.out_height(), g, cs.cout);
+      const detail::Bands dx_bands = bands_over(cs.h, detail::dx_geometry(g, cs.cout), cs.cin);
       Tensor y = Tensor::full(y_shape, std::nan("")), dx = Tensor::full(x_shape, std::nan(""));
       Tensor dw = Tensor::from_host(w_shape, dw0);
       detail::conv2d_forward_banded(x, w, b, g, y, bands);
@@ -116,14 +116,16 @@ TEST_CASE("Cpu conv2d: banded and whole-batch forms match a direct convolution",
   }
 }
 
-TEST_CASE("Cpu conv2d bands fit the budget and cover the image", "[cpu][conv]") {
+TEST_CASE("Cpu conv2d bands fit the budget, cover the image, and outnumber the weights", "[cpu][conv]") {
   const ConvGeometry g{64, 32, 32, 3, 3, 1, 1};  // 576 x 32 floats of columns per output row
-  const auto bands = detail::bands_of<float>(g, 256 << 10);
-  CHECK(bands.rows == (256 << 10) / (576 * 32 * 4));
+  const auto bands = detail::bands_of<float>(g, 8, 256 << 10);
+  CHECK(bands.rows == (256 << 10) / (576 * 32 * 4));  // 3 rows fit; 8 weight rows need only 1
   CHECK(bands.rows * bands.count >= 32);
   CHECK((bands.count - 1) * bands.rows < 32);
+  CHECK(detail::bands_of<float>(g, 64, 256 << 10).rows == 8);  // 4 x 64 columns = 8 rows of 32
+  CHECK(detail::bands_of<float>(g, 1024, 256 << 10).rows == 32);  // capped at the image
   const ConvGeometry huge{4096, 4, 64, 3, 3, 1, 1};  // one row exceeds the budget: still one row per band
-  CHECK(detail::bands_of<float>(huge, 256 << 10).rows == 1);
+  CHECK(detail::bands_of<float>(huge, 1, 256 << 10).rows == 1);
 }
 
 TEST_CASE("ops::conv2d rejects mismatched shapes", "[cpu][conv][errors]") {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <haze/io/csv_log.hpp>
 #include <haze/io/progress.hpp>
 
@@ -118,6 +119,17 @@ TEST_CASE("Progress off a terminal prints every total/20 steps and the last", "[
   const std::vector<std::string> early = lines_of(out);
   REQUIRE(early.size() == 2);
   CHECK_THAT(early[1], mentions("step 37/1000 loss 0.5"));
+  std::fclose(out);
+
+  // Work without a loss (sampling) passes NaN and the line leaves it out.
+  out = std::tmpfile();
+  {
+    Progress progress(10, out);
+    progress.update(10, std::nan(""), 12.5);
+  }
+  const std::vector<std::string> no_loss = lines_of(out);
+  REQUIRE(no_loss.size() == 1);
+  CHECK_THAT(no_loss[0], mentions("step 10/10 12.5 img/s ETA"));
   std::fclose(out);
 
   CHECK_THROWS_WITH(Progress(0, stderr), mentions("Progress: total must be >= 1, got 0"));

@@ -2,7 +2,8 @@
 // Progress: training progress on stderr. On a terminal one line is redrawn in
 // place ('\r'): a bar, step/total, loss, throughput and ETA, at most ten times
 // a second. Redirected to a file or a CI log it prints plain lines instead, at
-// most every 10 s or every total/20 steps, and always the last step.
+// most every 10 s or every total/20 steps, and always the last step. A NaN
+// loss (work with no loss, such as sampling) leaves the loss out of the line.
 
 #include <unistd.h>
 
@@ -81,9 +82,11 @@ class Progress {
     const double elapsed = std::chrono::duration<double>(now_ - first_time_).count();
     const int64_t done = step_ - first_step_;
     const std::string eta = done > 0 && elapsed > 0 ? duration(double(total_ - step_) * elapsed / double(done)) : "?";
+    char loss[32] = "";
+    if (!std::isnan(loss_)) std::snprintf(loss, sizeof loss, " loss %.4g", loss_);
     char stats[160];
-    std::snprintf(stats, sizeof stats, "%lld/%lld loss %.4g %.1f img/s ETA %s", static_cast<long long>(step_),
-                  static_cast<long long>(total_), loss_, rate_, eta.c_str());
+    std::snprintf(stats, sizeof stats, "%lld/%lld%s %.1f img/s ETA %s", static_cast<long long>(step_),
+                  static_cast<long long>(total_), loss, rate_, eta.c_str());
     std::string line;
     if (terminal_) {
       constexpr int width = 30;

@@ -95,7 +95,7 @@ void conv2d_forward(const Tensor<T, B>& x, const Tensor<T, B>& w, const Tensor<T
                detail::conv_output_shape(x, w, g), ", got ", y.shape());
   if constexpr (std::is_same_v<B, backend::Cpu>) {
     if (detail::cpu_prefers_bands(g, w.dim(0))) {
-      detail::conv2d_forward_banded(x, w, b, g, y, detail::bands_of<T>(g, detail::cpu_band_bytes));
+      detail::conv2d_forward_banded(x, w, b, g, y, detail::bands_of<T>(g, w.dim(0), detail::cpu_band_bytes));
       return;
     }
   }
@@ -113,8 +113,10 @@ void conv2d_backward(const Tensor<T, B>& x, const Tensor<T, B>& w, const Tensor<
                " and dx ", dx.shape(), " must match w ", w.shape(), " and x ", x.shape());
   if constexpr (std::is_same_v<B, backend::Cpu>) {
     if (detail::cpu_prefers_bands(g, w.dim(0))) {
-      detail::conv2d_backward_banded(x, w, dy, g, dw, dx, detail::bands_of<T>(g, detail::cpu_band_bytes),
-                                     detail::bands_of<T>(detail::dx_geometry(g, w.dim(0)), detail::cpu_band_bytes));
+      const detail::Bands bands = detail::bands_of<T>(g, w.dim(0), detail::cpu_band_bytes);
+      const detail::Bands dx_bands =
+          detail::bands_of<T>(detail::dx_geometry(g, w.dim(0)), g.channels, detail::cpu_band_bytes);
+      detail::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands);
       return;
     }
   }

@@ -90,11 +90,14 @@ struct Bands {
   int64_t count;  // bands per image
 };
 
-// Rows per band so that one band's columns take at most `bytes`.
+// Rows per band: as many as fit `bytes` of columns, but at least enough
+// for 4 columns per row of the weight matrix (weight_rows), since every
+// band's GEMM packs the whole weight matrix again.
 template <class T>
-Bands bands_of(const ConvGeometry& g, int64_t bytes) {
+Bands bands_of(const ConvGeometry& g, int64_t weight_rows, int64_t bytes) {
   const int64_t per_row = g.patch() * g.out_width() * int64_t(sizeof(T));
-  const int64_t rows = std::clamp<int64_t>(bytes / per_row, 1, g.out_height());
+  const int64_t for_weights = (4 * weight_rows + g.out_width() - 1) / g.out_width();
+  const int64_t rows = std::clamp<int64_t>(std::max(bytes / per_row, for_weights), 1, g.out_height());
   return {rows, (g.out_height() + rows - 1) / rows};
 }
 
@@ -114,13 +117,13 @@ inline int64_t cpu_thread() {
 #endif
 }
 
-// Bands of at most 256 KiB of columns (half of a 512 KiB to 1 MiB L2, the
-// rest for Eigen's packed copies); below two weight matrices of columns per
-// image, the whole batch at once.
+// Bands of about 512 KiB of columns (half of a 1 MiB L2; 256 KiB and 1 MiB
+// measured no better on the U-Net benchmarks); below two weight matrices of
+// columns per image, the whole batch at once.
 inline bool cpu_prefers_bands(const ConvGeometry& g, int64_t out_channels) {
   return g.out_height() * g.out_width() >= 2 * out_channels;
 }
-inline constexpr int64_t cpu_band_bytes = 256 << 10;
+inline constexpr int64_t cpu_band_bytes = 512 << 10;
 
 template <Real T>
 void conv2d_forward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, backend::Cpu>& w,

@@ -4,10 +4,10 @@
 //   ds = p * (dp - sum(dp * p))      (per row)
 // One functor call per row: rows are short (attention: tokens of one image).
 
-#include <cmath>
 #include <cstdint>
 
 #include "haze/core/error.hpp"
+#include "haze/core/fast_exp.hpp"
 #include "haze/core/macros.hpp"
 #include "haze/core/tensor.hpp"
 #include "haze/ops/elementwise.hpp"
@@ -24,8 +24,9 @@ struct SoftmaxRow {
     T* r = x + row * cols;
     T top = r[0];
     for (int64_t j = 1; j < cols; ++j) top = r[j] > top ? r[j] : top;
+    for (int64_t j = 0; j < cols; ++j) r[j] = fast_exp(r[j] - top);  // a loop of its own vectorises
     Accumulator total = 0;
-    for (int64_t j = 0; j < cols; ++j) total += (r[j] = exp(r[j] - top));
+    for (int64_t j = 0; j < cols; ++j) total += r[j];
     const T inv = T(1 / total);
     for (int64_t j = 0; j < cols; ++j) r[j] *= inv;
   }
