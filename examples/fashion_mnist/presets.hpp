@@ -4,7 +4,7 @@
 //   demo  (16, 32, 64) channels, 1 ResBlock per level, attention at 8x8,
 //         1400 steps of 32: the README's main job, ~12.5 min on 2 cores
 //   full  the same network trained 5000 steps of 32, about 3.6 times as
-//         long (about 23 minutes on 2 cores); at guidance 2 its samples
+//         long (26 minutes on 2 cores); at guidance 2 its samples
 //         reach 97% class accuracy and 2.1x the Frechet floor
 
 #include <haze/nn/unet_config.hpp>

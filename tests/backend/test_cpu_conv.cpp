@@ -138,6 +138,11 @@ TEST_CASE("ops::conv2d rejects mismatched shapes", "[cpu][conv][errors]") {
   Tensor y_ok = Tensor::zeros({2, 4, 6, 6});
   CHECK_THROWS_WITH(haze::ops::conv2d_forward(x, bad_w, b, g, y_ok),
                     haze::test::mentions("weights must be [Cout, 27], got [4, 26]"));
+  const Tensor bad_b = Tensor::zeros({3});
+  CHECK_THROWS_WITH(haze::ops::conv2d_forward(x, w, bad_b, g, y_ok), haze::test::mentions("bias must be [4], got [3]"));
+  Tensor dw = Tensor::zeros({4, 27}), dx = Tensor::zeros({2, 3, 6, 6});
+  CHECK_THROWS_WITH(haze::ops::conv2d_backward(x, w, y, g, dw, dx),
+                    haze::test::mentions("dy [2, 4, 5, 6] does not match the forward output [2, 4, 6, 6]"));
 }
 
 #if defined(_OPENMP)

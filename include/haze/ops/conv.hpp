@@ -91,6 +91,8 @@ template <Real T, Backend B>
 void conv2d_forward(const Tensor<T, B>& x, const Tensor<T, B>& w, const Tensor<T, B>& b, const ConvGeometry& g,
                     Tensor<T, B>& y) {
   detail::require_conv_shapes("ops::conv2d_forward", x, w, g);
+  HAZE_REQUIRE(b.shape() == (Shape{w.dim(0)}), "ops::conv2d_forward: bias must be [", w.dim(0), "], got ",
+               b.shape());
   HAZE_REQUIRE(y.shape() == detail::conv_output_shape(x, w, g), "ops::conv2d_forward: y must be ",
                detail::conv_output_shape(x, w, g), ", got ", y.shape());
   if constexpr (std::is_same_v<B, backend::Cpu>) {
