@@ -2,7 +2,7 @@
 // The training presets of haze-train-fmnist (docs/results.md has what each
 // reaches and how long it takes on a 2-core machine).
 //   demo  (16, 32, 64) channels, 1 ResBlock per level, attention at 8x8,
-//         1400 steps of 32: the README's main job, ~12.5 min on 2 cores
+//         1400 steps of 32: the README's main job, ~7.5 min on 2 cores
 //   full  the same network trained 5000 steps of 32, about 3.6 times as
 //         long (26 minutes on 2 cores); at guidance 2 its samples
 //         reach 97% class accuracy and 2.1x the Frechet floor
