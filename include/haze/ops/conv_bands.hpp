@@ -74,7 +74,20 @@ void im2col_band(const T* image, const Geometry& g, int64_t ho0, int64_t rows, T
 }
 
 // The adjoint of im2col_band, added into one image's gradient dx [C, H, W].
-// The image belongs to one thread, so this scatters without atomics.
+// The image belongs to one thread, so this scatters without atomics. Only
+// convolutions whose dx is not itself a convolution come here (strides
+// above 1, or padding above k - 1), so there is no stride-1 fast path.
+template <class T>
+void col2im_line_add(const T* src, const Geometry& g, int64_t i, int64_t j, int64_t ho, T* plane) {
+  const int64_t h = ho * g.s - g.p + i;
+  if (h < 0 || h >= g.H) return;
+  T* line = plane + h * g.W;
+  for (int64_t wo = 0; wo < g.Wo; ++wo) {
+    const int64_t w = wo * g.s - g.p + j;
+    if (w >= 0 && w < g.W) line[w] += src[wo];
+  }
+}
+
 template <class T>
 void col2im_band_add(const T* cols, const Geometry& g, int64_t ho0, int64_t rows, T* image) {
   const int64_t width = rows * g.Wo;

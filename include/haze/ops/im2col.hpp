@@ -64,23 +64,6 @@ HAZE_HD void im2col_line(const T* plane, const Geometry& g, int64_t i, int64_t j
   }
 }
 
-// The adjoint of im2col_line: plane[ho s - p + i, wo s - p + j] += src[wo].
-template <class T>
-HAZE_HD void col2im_line_add(const T* src, const Geometry& g, int64_t i, int64_t j, int64_t ho, T* plane) {
-  const int64_t h = ho * g.s - g.p + i;
-  if (h < 0 || h >= g.H) return;
-  T* line = plane + h * g.W;
-  if (g.s == 1) {
-    const int64_t first = clamp_index(g.p - j, 0, g.Wo), last = clamp_index(g.W + g.p - j, first, g.Wo);
-    for (int64_t wo = first; wo < last; ++wo) line[wo - g.p + j] += src[wo];
-    return;
-  }
-  for (int64_t wo = 0; wo < g.Wo; ++wo) {
-    const int64_t w = wo * g.s - g.p + j;
-    if (w >= 0 && w < g.W) line[w] += src[wo];
-  }
-}
-
 // One row of cols per call: (n, c, i, j) fixed, all Ho x Wo positions, so
 // the index arithmetic is paid once per row and writes are contiguous.
 template <class T>
