@@ -1,6 +1,6 @@
-// The convolution products of ops/conv.hpp on the Cpu, in both of its forms
-// (bands of one image, and the whole batch at once), against a direct
-// convolution summed in long double.
+// The convolution products of ops/conv.hpp on the Cpu, in all of its forms
+// (bands of one image, the whole batch at once, and the SIMD direct form of
+// "same" convolutions), against a direct convolution summed in long double.
 #include <haze/ops/conv.hpp>
 
 #include <algorithm>
@@ -63,14 +63,20 @@ void check_close(const std::vector<double>& got, const std::vector<long double>&
 
 }  // namespace
 
-TEST_CASE("Cpu conv2d: banded and whole-batch forms match a direct convolution", "[cpu][conv]") {
+TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convolution", "[cpu][conv]") {
   struct Case {
     int64_t n, cin, cout, h, w, k, stride, pad;
   };
   const Case cases[] = {{3, 3, 5, 7, 6, 3, 1, 1},  {2, 3, 4, 8, 7, 3, 2, 1}, {2, 6, 3, 4, 5, 1, 1, 0},
                         {1, 2, 3, 9, 8, 5, 3, 2},  {3, 2, 2, 6, 6, 3, 1, 0}, {17, 2, 3, 5, 4, 3, 1, 1},
                         {2, 3, 2, 7, 9, 5, 1, 2},  {2, 2, 3, 6, 5, 3, 1, 2}, {2, 2, 3, 5, 1, 5, 1, 2},
-                        {2, 2, 3, 1, 6, 3, 1, 1}};
+                        {2, 2, 3, 1, 6, 3, 1, 1},
+                        // "same" convolutions over whole SIMD vectors (the direct form) for 2 to 16 lanes:
+                        // rows of 16 and 8, and rows of 4, 2 and 1 taken several to a vector; output
+                        // channels that are and are not whole register tiles; a 5x5 kernel
+                        {2, 3, 5, 8, 16, 3, 1, 1}, {3, 4, 9, 4, 4, 3, 1, 1}, {2, 3, 8, 8, 2, 3, 1, 1},
+                        {2, 5, 3, 4, 1, 3, 1, 1},  {2, 2, 3, 8, 8, 5, 1, 2}, {1, 9, 16, 16, 8, 3, 1, 1}};
+  int direct_cases = 0;
   for (const Case& cs : cases) {
     const ConvGeometry g{cs.cin, cs.h, cs.w, cs.k, cs.k, cs.stride, cs.pad};
     const Shape x_shape{cs.n, cs.cin, cs.h, cs.w}, w_shape{cs.cout, g.patch()};
@@ -106,6 +112,17 @@ TEST_CASE("Cpu conv2d: banded and whole-batch forms match a direct convolution",
       check_close(dw.to_host(), dw_want, dw_scale, dw_terms, "banded dw");
       check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "banded dx");
     }
+#if defined(HAZE_DIRECT_CONV)
+    if (detail::direct_conv_applies<double>(g)) {
+      CAPTURE(cs.n, cs.cin, cs.cout, cs.h, cs.w, cs.k, detail::DirectTile<double>::lanes);
+      Tensor y = Tensor::full(y_shape, std::nan("")), dx = Tensor::full(x_shape, std::nan(""));
+      detail::conv2d_forward_direct(x, w, b, g, y);
+      detail::conv2d_data_grad_direct(w, dy, g, dx);
+      check_close(y.to_host(), want.y, want.y_scale, double(g.patch()), "direct y");
+      check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "direct dx");
+      ++direct_cases;
+    }
+#endif
     Tensor y = Tensor::full(y_shape, std::nan("")), dx = Tensor::full(x_shape, std::nan(""));
     Tensor dw = Tensor::from_host(w_shape, dw0);
     detail::conv2d_forward_whole_batch(x, w, b, g, y);
@@ -114,6 +131,9 @@ TEST_CASE("Cpu conv2d: banded and whole-batch forms match a direct convolution",
     check_close(dw.to_host(), dw_want, dw_scale, dw_terms, "whole-batch dw");
     check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "whole-batch dx");
   }
+#if defined(HAZE_DIRECT_CONV)
+  CHECK(direct_cases >= 4);  // at every SIMD width, several of the cases take the direct form
+#endif
 }
 
 TEST_CASE("Cpu conv2d bands fit the budget, cover the image, and outnumber the weights", "[cpu][conv]") {

@@ -9,14 +9,16 @@
 // dx = col2im(w^T dY), with dY = dy's batch and channel axes swapped): few,
 // large launches, which is what a GPU wants.
 //
-// The Cpu works a band of one image at a time instead (ops/conv_bands.hpp),
-// except for images too small for bands to pay.
+// The Cpu computes "same" convolutions over whole SIMD rows directly
+// (ops/conv_direct.hpp), and the rest a band of one image at a time
+// (ops/conv_bands.hpp), except for images too small for bands to pay.
 
 #include <type_traits>
 
 #include "haze/backend/cpu.hpp"
 #include "haze/core/tensor.hpp"
 #include "haze/ops/conv_bands.hpp"
+#include "haze/ops/conv_direct.hpp"
 #include "haze/ops/elementwise.hpp"
 #include "haze/ops/gemm.hpp"
 #include "haze/ops/im2col.hpp"
@@ -96,6 +98,12 @@ void conv2d_forward(const Tensor<T, B>& x, const Tensor<T, B>& w, const Tensor<T
   HAZE_REQUIRE(y.shape() == detail::conv_output_shape(x, w, g), "ops::conv2d_forward: y must be ",
                detail::conv_output_shape(x, w, g), ", got ", y.shape());
   if constexpr (std::is_same_v<B, backend::Cpu>) {
+#if defined(HAZE_DIRECT_CONV)
+    if (detail::direct_conv_applies<T>(g)) {
+      detail::conv2d_forward_direct(x, w, b, g, y);
+      return;
+    }
+#endif
     if (detail::cpu_prefers_bands(g, w.dim(0))) {
       detail::conv2d_forward_banded(x, w, b, g, y, detail::bands_of<T>(g, w.dim(0), detail::cpu_band_bytes));
       return;
@@ -114,10 +122,17 @@ void conv2d_backward(const Tensor<T, B>& x, const Tensor<T, B>& w, const Tensor<
   HAZE_REQUIRE(dw.shape() == w.shape() && dx.shape() == x.shape(), "ops::conv2d_backward: dw ", dw.shape(),
                " and dx ", dx.shape(), " must match w ", w.shape(), " and x ", x.shape());
   if constexpr (std::is_same_v<B, backend::Cpu>) {
+    const detail::Bands bands = detail::bands_of<T>(g, w.dim(0), detail::cpu_band_bytes);
+    const detail::Bands dx_bands =
+        detail::bands_of<T>(detail::dx_geometry(g, w.dim(0)), g.channels, detail::cpu_band_bytes);
+#if defined(HAZE_DIRECT_CONV)
+    if (detail::direct_conv_applies<T>(g)) {  // dw by bands, dx directly
+      detail::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands, false);
+      detail::conv2d_data_grad_direct(w, dy, g, dx);
+      return;
+    }
+#endif
     if (detail::cpu_prefers_bands(g, w.dim(0))) {
-      const detail::Bands bands = detail::bands_of<T>(g, w.dim(0), detail::cpu_band_bytes);
-      const detail::Bands dx_bands =
-          detail::bands_of<T>(detail::dx_geometry(g, w.dim(0)), g.channels, detail::cpu_band_bytes);
       detail::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands);
       return;
     }

@@ -193,22 +193,23 @@ void flip_kernel(const T* w, int64_t cout, const ConvGeometry& g, T* flipped) {
 }
 
 // bands: over the output rows (for dw); dx_bands: over the input rows, used
-// when dx is a convolution of dy.
+// when dx is a convolution of dy. With with_dx false, dx is left alone (the
+// direct form computes it).
 template <Real T>
 void conv2d_backward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, backend::Cpu>& w,
                             const Tensor<T, backend::Cpu>& dy, const ConvGeometry& g, Tensor<T, backend::Cpu>& dw,
-                            Tensor<T, backend::Cpu>& dx, Bands bands, Bands dx_bands) {
+                            Tensor<T, backend::Cpu>& dx, Bands bands, Bands dx_bands, bool with_dx = true) {
   using backend::Cpu;
   const Geometry geo = geometry(g, x.dim(0));
   const int64_t cout = w.dim(0), k = g.patch(), plane = geo.Ho * geo.Wo, image_size = geo.C * geo.H * geo.W;
   const int64_t groups = std::min<int64_t>(geo.N, 16);
-  const bool pointwise = g.pointwise(), by_conv = dx_is_a_convolution(g);
+  const bool pointwise = g.pointwise(), by_conv = with_dx && dx_is_a_convolution(g);
   const ConvGeometry gt = dx_geometry(g, cout);
   const Geometry geo_t = geometry(gt, geo.N);
   const int64_t kt = gt.patch();
   // Per thread: the band's columns of x, then those of dy (or dw's w^T dy band for col2im).
   const int64_t band_size = k * bands.rows * geo.Wo;
-  const int64_t second_size = by_conv ? kt * dx_bands.rows * geo.W : band_size;
+  const int64_t second_size = by_conv ? kt * dx_bands.rows * geo.W : (with_dx ? band_size : 0);
   Tensor<T, Cpu> partials({groups, k, cout});  // each group's dw, transposed (see whole-batch dw)
   Tensor<T, Cpu> workspace({cpu_threads(), pointwise ? 1 : band_size + second_size});
   Tensor<T, Cpu> flipped({by_conv ? geo.C : 1, by_conv ? kt : 1});
@@ -225,7 +226,8 @@ void conv2d_backward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, ba
       const T* image = xd + n * image_size;
       const T* dy_image = dyd + n * cout * plane;
       T* dimage = dxd + n * image_size;
-      if (!pointwise && !by_conv) std::fill_n(dimage, image_size, T(0));
+      const bool by_col2im = with_dx && !pointwise && !by_conv;
+      if (by_col2im) std::fill_n(dimage, image_size, T(0));
       for (int64_t ho0 = 0; ho0 < geo.Ho; ho0 += bands.rows) {
         const int64_t rows = std::min(bands.rows, geo.Ho - ho0), width = rows * geo.Wo;
         const T* dy_band = dy_image + ho0 * geo.Wo;  // [Cout, width], row pitch plane
@@ -240,10 +242,10 @@ void conv2d_backward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, ba
         Cpu::gemm(Transpose::No, Transpose::Yes, k, cout, width, T(1), cols, ld, 0, dy_band, plane, 0, beta,
                   partial, cout, 0, 1);
         beta = T(1);
-        if (pointwise) {  // dx's band = w^T dy_band
+        if (with_dx && pointwise) {  // dx's band = w^T dy_band
           Cpu::gemm(Transpose::Yes, Transpose::No, k, width, cout, T(1), wd, k, 0, dy_band, plane, 0, T(0),
                     dimage + ho0 * geo.Wo, plane, 0, 1);
-        } else if (!by_conv) {  // dcols = w^T dy_band, scattered into dx
+        } else if (by_col2im) {  // dcols = w^T dy_band, scattered into dx
           Cpu::gemm(Transpose::Yes, Transpose::No, k, width, cout, T(1), wd, k, 0, dy_band, plane, 0, T(0),
                     second_band, width, 0, 1);
           col2im_band_add(second_band, geo, ho0, rows, dimage);
