@@ -3,7 +3,11 @@
 PyTorch, measured in one script on one machine; prints images per second
 and the ratio.
 
-    benchmarks/unet_vs_torch.py BUILD_DIR [--threads N] [--min-time S]
+    benchmarks/unet_vs_torch.py BUILD_DIR [--threads N] [--min-time S] [--rounds R]
+
+Shared machines drift by tens of percent over minutes, so each row is
+measured in R rounds of haze then PyTorch back to back; the table gives the
+median of each and the median, lowest and highest of the per-round ratios.
 
 The PyTorch model is tests/golden/nn_golden.py's UNet2D (diffusers'
 UNet2DModel semantics, checked against diffusers there), in float32,
@@ -15,6 +19,7 @@ convolutions either way).
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -62,25 +67,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("build_dir")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--min-time", type=float, default=3.0)
+    parser.add_argument("--min-time", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float32)
 
     binary = os.path.join(args.build_dir, "benchmarks", "bench_unet_cpu")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    out = subprocess.run([binary, "--benchmark_format=json", f"--benchmark_min_time={args.min_time}"],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    haze = {}
-    for r in json.loads(out)["benchmarks"]:
-        kind, preset, batch = r["name"].split("/")[:3]
-        haze[(kind, int(preset), int(batch))] = r
+
+    def haze_run(kind, preset, batch):
+        out = subprocess.run([binary, "--benchmark_format=json", f"--benchmark_min_time={args.min_time}",
+                              f"--benchmark_filter=^{kind}/{preset}/{batch}/"],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        (r,) = json.loads(out)["benchmarks"]
+        return r
 
     blas = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
     print(f"PyTorch {torch.__version__} (BLAS {blas}, mkldnn {torch.backends.mkldnn.is_available()}), "
-          f"{args.threads} threads")
+          f"{args.threads} threads, {args.rounds} rounds of {args.min_time} s each")
     print(f"{'model':8s} {'batch':>5s} {'pass':>6s} {'haze img/s':>11s} {'torch img/s':>12s} {'haze/torch':>11s}"
-          f" {'haze fresh allocs/step':>23s}")
+          f" {'(lowest, highest)':>18s} {'haze fresh allocs/step':>23s}")
     for preset, p in PRESETS.items():
         for batch in (16, 64):
             torch.manual_seed(0)
@@ -98,12 +105,17 @@ def main():
                 (model(x, t) * dy).sum().backward()
 
             for kind, fn, label in (("BM_UNetForward", forward, "fwd"), ("BM_UNetTrainStep", train, "train")):
-                torch_ips = images_per_second(fn, batch, args.min_time)
-                r = haze[(kind, preset, batch)]
-                haze_ips = r["img/s"]
-                allocs = r.get("fresh allocs/step", float("nan"))
-                print(f"{p['name']:8s} {batch:5d} {label:>6s} {haze_ips:11.1f} {torch_ips:12.1f} "
-                      f"{haze_ips / torch_ips:11.2f} {allocs:23.0f}", flush=True)
+                haze_ips, torch_ips, ratios, allocs = [], [], [], float("nan")
+                for _ in range(args.rounds):
+                    r = haze_run(kind, preset, batch)
+                    haze_ips.append(r["img/s"])
+                    allocs = r.get("fresh allocs/step", allocs)
+                    torch_ips.append(images_per_second(fn, batch, args.min_time))
+                    ratios.append(haze_ips[-1] / torch_ips[-1])
+                spread = f"({min(ratios):.2f}, {max(ratios):.2f})"
+                print(f"{p['name']:8s} {batch:5d} {label:>6s} {statistics.median(haze_ips):11.1f} "
+                      f"{statistics.median(torch_ips):12.1f} {statistics.median(ratios):11.2f} {spread:>18s} "
+                      f"{allocs:23.0f}", flush=True)
     return 0
 
 

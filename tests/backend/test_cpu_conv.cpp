@@ -75,8 +75,9 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
                         // rows of 16 and 8, and rows of 4, 2 and 1 taken several to a vector; output
                         // channels that are and are not whole register tiles; a 5x5 kernel
                         {2, 3, 5, 8, 16, 3, 1, 1}, {3, 4, 9, 4, 4, 3, 1, 1}, {2, 3, 8, 8, 2, 3, 1, 1},
-                        {2, 5, 3, 4, 1, 3, 1, 1},  {2, 2, 3, 8, 8, 5, 1, 2}, {1, 9, 16, 16, 8, 3, 1, 1}};
-  int direct_cases = 0;
+                        {2, 5, 3, 4, 1, 3, 1, 1},  {2, 2, 3, 8, 8, 5, 1, 2}, {1, 9, 16, 16, 8, 3, 1, 1},
+                        {2, 3, 32, 8, 8, 3, 1, 1}, {2, 2, 16, 8, 8, 5, 1, 2}, {17, 2, 16, 4, 8, 3, 1, 1}};
+  int direct_cases = 0, direct_dw_cases = 0;
   for (const Case& cs : cases) {
     const ConvGeometry g{cs.cin, cs.h, cs.w, cs.k, cs.k, cs.stride, cs.pad};
     const Shape x_shape{cs.n, cs.cin, cs.h, cs.w}, w_shape{cs.cout, g.patch()};
@@ -121,6 +122,12 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
       check_close(y.to_host(), want.y, want.y_scale, double(g.patch()), "direct y");
       check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "direct dx");
       ++direct_cases;
+      if (detail::direct_weight_grad_applies<double>(g, cs.cout)) {
+        Tensor dw = Tensor::from_host(w_shape, dw0);
+        detail::conv2d_weight_grad_direct(x, dy, g, dw);
+        check_close(dw.to_host(), dw_want, dw_scale, dw_terms, "direct dw");
+        ++direct_dw_cases;
+      }
     }
 #endif
     Tensor y = Tensor::full(y_shape, std::nan("")), dx = Tensor::full(x_shape, std::nan(""));
@@ -133,6 +140,7 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
   }
 #if defined(HAZE_DIRECT_CONV)
   CHECK(direct_cases >= 4);  // at every SIMD width, several of the cases take the direct form
+  CHECK(direct_dw_cases >= 2);
 #endif
 }
 
@@ -167,26 +175,31 @@ TEST_CASE("ops::conv2d rejects mismatched shapes", "[cpu][conv][errors]") {
 
 #if defined(_OPENMP)
 TEST_CASE("Cpu conv2d gives the same bits on 1 and 2 threads", "[cpu][conv]") {
-  // Large enough for the parallel loops to engage (Cpu::parallel_threshold).
+  // Large enough for the parallel loops to engage (Cpu::parallel_threshold);
+  // 32 output channels are whole tiles of every form, and a batch of one
+  // splits the direct form's output channels between the threads.
   const ConvGeometry g{8, 16, 16, 3, 3, 1, 1};
   using FloatTensor = haze::Tensor<float, Cpu>;
-  const auto x = FloatTensor::from_host({6, 8, 16, 16}, haze::test::uniform<float>(6 * 8 * 16 * 16, 1));
-  const auto w = FloatTensor::from_host({8, 72}, haze::test::uniform<float>(8 * 72, 2));
-  const auto b = FloatTensor::from_host({8}, haze::test::uniform<float>(8, 3));
-  const auto dy = FloatTensor::from_host({6, 8, 16, 16}, haze::test::uniform<float>(6 * 8 * 16 * 16, 4));
-  const auto run = [&](int threads) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    FloatTensor y({6, 8, 16, 16}), dx({6, 8, 16, 16});
-    FloatTensor dw = FloatTensor::zeros({8, 72});
-    haze::ops::conv2d_forward(x, w, b, g, y);
-    haze::ops::conv2d_backward(x, w, dy, g, dw, dx);
-    omp_set_num_threads(saved);
-    auto all = y.to_host();
-    for (auto v : dw.to_host()) all.push_back(v);
-    for (auto v : dx.to_host()) all.push_back(v);
-    return all;
-  };
-  CHECK(run(1) == run(2));
+  for (int64_t n : {6, 1}) {
+    CAPTURE(n);
+    const auto x = FloatTensor::from_host({n, 8, 16, 16}, haze::test::uniform<float>(n * 8 * 16 * 16, 1));
+    const auto w = FloatTensor::from_host({32, 72}, haze::test::uniform<float>(32 * 72, 2));
+    const auto b = FloatTensor::from_host({32}, haze::test::uniform<float>(32, 3));
+    const auto dy = FloatTensor::from_host({n, 32, 16, 16}, haze::test::uniform<float>(n * 32 * 16 * 16, 4));
+    const auto run = [&](int threads) {
+      const int saved = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      FloatTensor y({n, 32, 16, 16}), dx({n, 8, 16, 16});
+      FloatTensor dw = FloatTensor::zeros({32, 72});
+      haze::ops::conv2d_forward(x, w, b, g, y);
+      haze::ops::conv2d_backward(x, w, dy, g, dw, dx);
+      omp_set_num_threads(saved);
+      auto all = y.to_host();
+      for (auto v : dw.to_host()) all.push_back(v);
+      for (auto v : dx.to_host()) all.push_back(v);
+      return all;
+    };
+    CHECK(run(1) == run(2));
+  }
 }
 #endif

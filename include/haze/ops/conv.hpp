@@ -126,8 +126,9 @@ void conv2d_backward(const Tensor<T, B>& x, const Tensor<T, B>& w, const Tensor<
     const detail::Bands dx_bands =
         detail::bands_of<T>(detail::dx_geometry(g, w.dim(0)), g.channels, detail::cpu_band_bytes);
 #if defined(HAZE_DIRECT_CONV)
-    if (detail::direct_conv_applies<T>(g)) {  // dw by bands, dx directly
-      detail::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands, false);
+    if (detail::direct_conv_applies<T>(g)) {
+      if (detail::direct_weight_grad_applies<T>(g, w.dim(0))) detail::conv2d_weight_grad_direct(x, dy, g, dw);
+      else detail::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands, false);  // dw only
       detail::conv2d_data_grad_direct(w, dy, g, dx);
       return;
     }

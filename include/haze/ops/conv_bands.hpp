@@ -192,6 +192,20 @@ void flip_kernel(const T* w, int64_t cout, const ConvGeometry& g, T* flipped) {
         flipped[(c * cout + o) * taps + (taps - 1 - t)] = w[(o * g.channels + c) * taps + t];
 }
 
+// dw [Cout, K] += (the sum of partials [groups, K, pitch >= Cout], in group order)^T.
+template <class T>
+void add_partials_transposed(Tensor<T, backend::Cpu>& partials, int64_t cout, Tensor<T, backend::Cpu>& dw) {
+  const int64_t groups = partials.dim(0), k = partials.dim(1), pitch = partials.dim(2);
+  T* pd = partials.data();
+  for (int64_t group = 1; group < groups; ++group) {
+    const T* partial = pd + group * k * pitch;
+    for (int64_t i = 0; i < k * pitch; ++i) pd[i] += partial[i];
+  }
+  T* dwd = dw.data();
+  for (int64_t o = 0; o < cout; ++o)
+    for (int64_t i = 0; i < k; ++i) dwd[o * k + i] += pd[i * pitch + o];
+}
+
 // bands: over the output rows (for dw); dx_bands: over the input rows, used
 // when dx is a convolution of dy. With with_dx false, dx is left alone (the
 // direct form computes it).
@@ -260,14 +274,7 @@ void conv2d_backward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, ba
       }
     }
   }
-  // dw += (sum of the partials, in group order)^T
-  for (int64_t group = 1; group < groups; ++group) {
-    const T* partial = pd + group * k * cout;
-    for (int64_t i = 0; i < k * cout; ++i) pd[i] += partial[i];
-  }
-  T* dwd = dw.data();
-  for (int64_t o = 0; o < cout; ++o)
-    for (int64_t i = 0; i < k; ++i) dwd[o * k + i] += pd[i * cout + o];
+  add_partials_transposed(partials, cout, dw);
 }
 
 }  // namespace haze::ops::detail

@@ -186,6 +186,99 @@ void direct_same_conv(const T* x, int64_t N, const ConvGeometry& g, const T* pac
   }
 }
 
+// The weight gradient in the direct form: dw[o, c, i, j] is a sum over
+// pixels of dy[o, h, w] x_padded[c, h + i, w + j], so with dy transposed to
+// [pixels, Cout] a register tile of OV vectors of output channels x the
+// K K taps of one input channel sums a whole image with no horizontal
+// reduction: per pixel, OV loads of dy and K K broadcasts of x.
+template <class T, int K>
+struct WeightGradTile {
+  static constexpr int64_t lanes = DirectTile<T>::lanes;
+  static constexpr int OV = DirectTile<T>::bytes == 64 && K == 3 ? 2 : 1;  // 2 x 9 of AVX-512's 32 registers
+  static int64_t pitch(int64_t cout) { return (cout + OV * lanes - 1) / (OV * lanes) * (OV * lanes); }
+};
+
+// Output channels in whole tiles only: a 3-channel conv_out padded to 32
+// measured slower than the banded GEMM.
+template <class T>
+bool direct_weight_grad_applies(const ConvGeometry& g, int64_t cout) {
+  if (!direct_conv_applies<T>(g)) return false;
+  if (g.kernel_h == 3) return cout % WeightGradTile<T, 3>::pitch(1) == 0;
+  return g.kernel_h == 5 && cout % WeightGradTile<T, 5>::pitch(1) == 0;
+}
+
+// partial [C K K, pitch] += the sums of one image, for dy_t [H W, pitch]
+// (zero past Cout) and the padded image.
+template <class T, int K>
+void direct_weight_grad_image(const T* padded, const T* dy_t, int64_t C, int64_t H, int64_t W, int64_t pitch,
+                              T* partial) {
+  using Tile = WeightGradTile<T, K>;
+  using Vec = typename DirectTile<T>::Vec;
+  constexpr int OV = Tile::OV;
+  constexpr int64_t lanes = Tile::lanes;
+  const int64_t Wp = W + K - 1, plane = (H + K - 1) * Wp;
+  for (int64_t o0 = 0; o0 < pitch; o0 += OV * lanes)
+    for (int64_t c = 0; c < C; ++c) {
+      Vec acc[K * K][OV] = {};
+      const T* xc = padded + c * plane;
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w) {
+          const T* dyp = dy_t + (h * W + w) * pitch + o0;
+          Vec d[OV];
+          for (int v = 0; v < OV; ++v) std::memcpy(&d[v], dyp + v * lanes, sizeof(Vec));
+          const T* xp = xc + h * Wp + w;
+          for (int i = 0; i < K; ++i)
+            for (int j = 0; j < K; ++j) {
+              const T s = xp[i * Wp + j];
+              for (int v = 0; v < OV; ++v) acc[i * K + j][v] += s * d[v];
+            }
+        }
+      for (int t = 0; t < K * K; ++t)
+        for (int v = 0; v < OV; ++v) {
+          T* out = partial + (c * K * K + t) * pitch + o0 + v * lanes;
+          Vec sum;
+          std::memcpy(&sum, out, sizeof(Vec));
+          sum += acc[t][v];
+          std::memcpy(out, &sum, sizeof(Vec));
+        }
+    }
+}
+
+// dw += dL/dw in the direct form (direct_weight_grad_applies(g) holds): one
+// partial per group of images as in conv2d_backward_banded, so the result
+// does not depend on the thread count.
+template <Real T>
+void conv2d_weight_grad_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T, backend::Cpu>& dy,
+                               const ConvGeometry& g, Tensor<T, backend::Cpu>& dw) {
+  const int64_t N = x.dim(0), C = g.channels, H = g.height, W = g.width, k = g.kernel_h, p = g.padding;
+  const int64_t cout = dy.dim(1), plane = H * W, padded_size = C * (H + 2 * p) * (W + 2 * p);
+  const int64_t pitch = k == 3 ? WeightGradTile<T, 3>::pitch(cout) : WeightGradTile<T, 5>::pitch(cout);
+  const int64_t groups = std::min<int64_t>(N, 16), reduction = g.patch();
+  Tensor<T, backend::Cpu> partials({groups, reduction, pitch});
+  Tensor<T, backend::Cpu> workspace({cpu_threads(), padded_size + plane * pitch});
+  const T *xd = x.data(), *dyd = dy.data();
+  T *pd = partials.data(), *wsd = workspace.data();
+#pragma omp parallel for schedule(static) if (groups > 1 && cout * reduction * plane * N >= backend::Cpu::parallel_threshold)
+  for (int64_t group = 0; group < groups; ++group) {
+    T* partial = pd + group * reduction * pitch;
+    std::fill_n(partial, reduction * pitch, T(0));
+    T* padded = wsd + cpu_thread() * (padded_size + plane * pitch);
+    T* dy_t = padded + padded_size;
+    for (int64_t n = group_begin(group, groups, N); n < group_begin(group + 1, groups, N); ++n) {
+      pad_image(xd + n * C * plane, C, H, W, p, padded);
+      const T* dy_image = dyd + n * cout * plane;
+      for (int64_t q = 0; q < plane; ++q) {
+        T* row = dy_t + q * pitch;
+        for (int64_t o = 0; o < cout; ++o) row[o] = dy_image[o * plane + q];
+        std::fill(row + cout, row + pitch, T(0));
+      }
+      if (k == 3) direct_weight_grad_image<T, 3>(padded, dy_t, C, H, W, pitch, partial);
+      else direct_weight_grad_image<T, 5>(padded, dy_t, C, H, W, pitch, partial);
+    }
+  }
+  add_partials_transposed(partials, cout, dw);
+}
+
 // y = conv(x, w) + b in the direct form (direct_conv_applies(g) holds).
 template <Real T>
 void conv2d_forward_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T, backend::Cpu>& w,
