@@ -1,8 +1,11 @@
 // Every Cpu primitive, in float and double, against naive loops in long
 // double. Tolerances are stated where they are used, with the reason.
 #include <haze/haze.hpp>
+#include <haze/ops/layout.hpp>
+#include <haze/ops/softmax.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "test_support.hpp"
 
@@ -268,5 +271,94 @@ TEMPLATE_TEST_CASE("Cpu matmul matches a naive product in every form", "[cpu][ge
             REQUIRE(std::abs(got[i] - double(expected)) <= bound);
           }
         }
+  }
+}
+
+// The Cpu runs these by rows and tiles (prefers_row_calls); odd extents
+// leave partial tiles and rows shorter than the vector lanes. Moves and
+// single adds are exact, so they must match bit for bit.
+TEMPLATE_TEST_CASE("Cpu layout ops match naive loops exactly", "[cpu][layout]", float, double) {
+  using T = TestType;
+  for (const Shape shape : {Shape{2, 19, 37}, Shape{1, 16, 32}, Shape{3, 1, 5}}) {
+    CAPTURE(shape);
+    const int64_t n = shape[0], a = shape[1], b = shape[2];
+    const auto x = random_tensor<T>(shape, 1);
+    auto y = sentinel_tensor<T>({n, b, a});
+    haze::ops::transpose12(x, y);
+    const auto xs = x.to_host(), ys = y.to_host();
+    for (int64_t s = 0; s < n; ++s)
+      for (int64_t i = 0; i < a; ++i)
+        for (int64_t j = 0; j < b; ++j) REQUIRE(ys[(s * b + j) * a + i] == xs[(s * a + i) * b + j]);
+  }
+  {
+    const int64_t n = 2, c = 3, h = 5, w = 7;
+    const auto x = random_tensor<T>({n, c, h, w}, 2);
+    auto up = sentinel_tensor<T>({n, c, 2 * h, 2 * w});
+    haze::ops::upsample_nearest2x(x, up);
+    const auto dy = random_tensor<T>({n, c, 2 * h, 2 * w}, 3);
+    auto dx = sentinel_tensor<T>({n, c, h, w});
+    haze::ops::upsample_nearest2x_backward(dy, dx);
+    const auto xs = x.to_host(), ups = up.to_host(), dys = dy.to_host(), dxs = dx.to_host();
+    for (int64_t p = 0; p < n * c; ++p)
+      for (int64_t i = 0; i < 2 * h; ++i)
+        for (int64_t j = 0; j < 2 * w; ++j)
+          REQUIRE(ups[(p * 2 * h + i) * 2 * w + j] == xs[(p * h + i / 2) * w + j / 2]);
+    for (int64_t p = 0; p < n * c; ++p)
+      for (int64_t i = 0; i < h; ++i)
+        for (int64_t j = 0; j < w; ++j) {
+          const T* q = dys.data() + (p * 2 * h + 2 * i) * 2 * w + 2 * j;
+          REQUIRE(dxs[(p * h + i) * w + j] == q[0] + q[1] + q[2 * w] + q[2 * w + 1]);  // this order, as documented
+        }
+  }
+  {
+    auto y = random_tensor<T>({5, 11}, 4);
+    const auto y0 = y.to_host();
+    const auto bias = random_tensor<T>({11}, 5);
+    haze::ops::add_bias(y, bias);
+    const auto ys = y.to_host(), bs = bias.to_host();
+    for (int64_t i = 0; i < 55; ++i) REQUIRE(ys[i] == y0[i] + bs[i % 11]);
+  }
+}
+
+// Softmax against long double: each p within a few ulp of the exact value
+// (fast_exp is within 2 ulp, plus the normalising sum and product), plus
+// the rounding of s - max, which exp turns into a relative error of
+// |s - max| eps / 2; in float, fast_exp clamps arguments below -87, so
+// values under exp(-87) may read as exp(-87) (rounded to float). The backward's dot product is
+// summed in double, so ds is within a few ulp of its terms' scale.
+TEMPLATE_TEST_CASE("Cpu softmax and its backward match naive loops", "[cpu][softmax]", float, double) {
+  using T = TestType;
+  const double eps = std::numeric_limits<T>::epsilon();
+  for (const int64_t cols : {1, 7, 8, 37, 256}) {
+    CAPTURE(cols);
+    const int64_t rows = 3;
+    auto scores = uniform<T>(rows * cols, 6);
+    for (auto& v : scores) v *= 8;
+    scores[2 * cols - 1] = 120;  // a maximum in the last column, beyond float's exp range: the shift must find it
+    auto p = Tensor<T>::from_host({rows, cols}, scores);
+    const auto s = p.to_host();
+    haze::ops::softmax_rows(p);
+    const auto dp = random_tensor<T>({rows, cols}, 7);
+    auto d = dp.clone();
+    haze::ops::softmax_rows_backward(p, d);
+    const auto ps = p.to_host(), dps = dp.to_host(), ds = d.to_host();
+    for (int64_t r = 0; r < rows; ++r) {
+      long double top = s[r * cols], total = 0, dot = 0, dot_scale = 0;
+      for (int64_t j = 0; j < cols; ++j) top = std::max<long double>(top, s[r * cols + j]);
+      for (int64_t j = 0; j < cols; ++j) total += std::exp((long double)s[r * cols + j] - top);
+      const long double clamp_floor = std::is_same_v<T, float> ? std::exp(-87.0L) * (1 + 4 * eps) : 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        const long double shift = top - s[r * cols + j], want = std::exp(-shift) / total;
+        REQUIRE(std::abs(ps[r * cols + j] - want) <= (8 + shift) * eps * want + clamp_floor);
+      }
+      for (int64_t j = 0; j < cols; ++j) {
+        dot += (long double)ps[r * cols + j] * dps[r * cols + j];
+        dot_scale += std::abs((long double)ps[r * cols + j] * dps[r * cols + j]);
+      }
+      for (int64_t j = 0; j < cols; ++j) {
+        const long double p_j = ps[r * cols + j], want = p_j * (dps[r * cols + j] - dot);
+        REQUIRE(std::abs(ds[r * cols + j] - want) <= 4 * eps * p_j * (std::abs(dps[r * cols + j]) + dot_scale));
+      }
+    }
   }
 }

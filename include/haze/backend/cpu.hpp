@@ -26,6 +26,7 @@ namespace haze::backend {
 
 struct Cpu {
   static constexpr std::string_view name = "cpu";
+  static constexpr bool row_calls = true;  // see prefers_row_calls
 
   // Loops shorter than this run on one thread: below it the OpenMP fork/join
   // (a few microseconds) costs more than the loop.

@@ -32,4 +32,11 @@ concept Backend = requires(float* p, const float* cp, int64_t n, uint64_t u) {
   B::template randn<float>(p, n, u, u);
 };
 
+// Whether a backend's for_each_index runs on a few CPU threads, where one
+// call per contiguous row (vectorised inside) beats one call per element; a
+// GPU wants the opposite. A backend opts in with
+// `static constexpr bool row_calls = true;`.
+template <class B>
+inline constexpr bool prefers_row_calls = requires { requires B::row_calls; };
+
 }  // namespace haze

@@ -68,6 +68,25 @@ struct SplitChannels {  // the adjoint of ConcatChannels, one channel plane of t
   }
 };
 
+// The Cpu's form: a tile of up to 16 rows of x per call, written as 16-long
+// runs of y's rows, so reads and writes both stay within a few cache lines.
+template <class T>
+struct Transpose12Tile {
+  static constexpr int64_t size = 16;
+  const T* x;
+  T* y;
+  int64_t A, Bn;
+  HAZE_HD void operator()(int64_t tile) const {  // tile over [N, ceil(A / size)]
+    const int64_t tiles = (A + size - 1) / size, n = tile / tiles, a0 = (tile % tiles) * size;
+    const int64_t a1 = a0 + size < A ? a0 + size : A;
+    const T* in = x + n * A * Bn;
+    T* out = y + n * A * Bn;
+    for (int64_t b0 = 0; b0 < Bn; b0 += size)
+      for (int64_t b = b0; b < (b0 + size < Bn ? b0 + size : Bn); ++b)
+        for (int64_t a = a0; a < a1; ++a) out[b * A + a] = in[a * Bn + b];
+  }
+};
+
 template <class T>
 struct Nearest2x {
   const T* x;
@@ -91,6 +110,33 @@ struct Nearest2xAdjoint {
   }
 };
 
+// The Cpu's forms: one row of y (two output rows from one input row) or of dx per call.
+template <class T>
+struct Nearest2xRows {
+  const T* x;
+  T* y;
+  int64_t W;
+  HAZE_HD void operator()(int64_t row) const {  // row over x's rows [N, C, H]
+    const T* in = x + row * W;
+    T* out = y + row * 4 * W;
+    for (int64_t w = 0; w < 2 * W; ++w) out[w] = in[w / 2];
+    for (int64_t w = 0; w < 2 * W; ++w) out[2 * W + w] = out[w];
+  }
+};
+
+template <class T>
+struct Nearest2xAdjointRow {
+  const T* dy;
+  T* dx;
+  int64_t W;
+  HAZE_HD void operator()(int64_t row) const {  // row over dx's rows [N, C, H]
+    const T* top = dy + row * 4 * W;
+    const T* bottom = top + 2 * W;
+    T* out = dx + row * W;
+    for (int64_t w = 0; w < W; ++w) out[w] = top[2 * w] + top[2 * w + 1] + bottom[2 * w] + bottom[2 * w + 1];
+  }
+};
+
 template <class T>
 struct AddBroadcast {  // y[i] += v[(i / inner) % count], one run of `inner` per call
   T* y;
@@ -110,6 +156,16 @@ struct AddRowBias {  // y[i] += b[i % cols]
   HAZE_HD void operator()(int64_t i) const { y[i] += b[i % cols]; }
 };
 
+template <class T>
+struct AddRowBiasRow {  // the Cpu's form: one row of y per call
+  T* y;
+  const T* b;
+  int64_t cols;
+  HAZE_HD void operator()(int64_t row) const {
+    for (int64_t c = 0; c < cols; ++c) y[row * cols + c] += b[c];
+  }
+};
+
 }  // namespace detail
 
 template <Real T, Backend B>
@@ -117,7 +173,13 @@ void transpose12(const Tensor<T, B>& x, Tensor<T, B>& y) {
   x.require_nonempty("ops::transpose12");
   HAZE_REQUIRE(x.rank() == 3 && y.shape() == (Shape{x.dim(0), x.dim(2), x.dim(1)}),
                "ops::transpose12: expects x [N, A, B] and y [N, B, A], got x ", x.shape(), " and y ", y.shape());
-  B::for_each_index(y.numel(), detail::Transpose12<T>{x.data(), y.data(), x.dim(1), x.dim(2)});
+  if constexpr (prefers_row_calls<B>) {
+    using Tile = detail::Transpose12Tile<T>;
+    const int64_t tiles = x.dim(0) * ((x.dim(1) + Tile::size - 1) / Tile::size);
+    B::for_each_index(tiles, Tile{x.data(), y.data(), x.dim(1), x.dim(2)}, Tile::size * x.dim(2));
+  } else {
+    B::for_each_index(y.numel(), detail::Transpose12<T>{x.data(), y.data(), x.dim(1), x.dim(2)});
+  }
 }
 
 // x [A, B, P] -> y [B, A, P] (given as any shapes with those extents).
@@ -166,7 +228,10 @@ void upsample_nearest2x(const Tensor<T, B>& x, Tensor<T, B>& y) {
   const Shape expected{x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3)};
   HAZE_REQUIRE(x.rank() == 4 && y.shape() == expected, "ops::upsample_nearest2x: output must be ", expected,
                ", got ", y.shape());
-  B::for_each_index(y.numel(), detail::Nearest2x<T>{x.data(), y.data(), x.dim(2), x.dim(3)});
+  if constexpr (prefers_row_calls<B>)
+    B::for_each_index(x.numel() / x.dim(3), detail::Nearest2xRows<T>{x.data(), y.data(), x.dim(3)}, 4 * x.dim(3));
+  else
+    B::for_each_index(y.numel(), detail::Nearest2x<T>{x.data(), y.data(), x.dim(2), x.dim(3)});
 }
 
 template <Real T, Backend B>
@@ -174,7 +239,11 @@ void upsample_nearest2x_backward(const Tensor<T, B>& dy, Tensor<T, B>& dx) {
   dy.require_nonempty("ops::upsample_nearest2x_backward");
   HAZE_REQUIRE(dx.rank() == 4 && dy.shape() == (Shape{dx.dim(0), dx.dim(1), 2 * dx.dim(2), 2 * dx.dim(3)}),
                "ops::upsample_nearest2x_backward: dy ", dy.shape(), " is not twice dx ", dx.shape());
-  B::for_each_index(dx.numel(), detail::Nearest2xAdjoint<T>{dy.data(), dx.data(), dx.dim(2), dx.dim(3)});
+  if constexpr (prefers_row_calls<B>)
+    B::for_each_index(dx.numel() / dx.dim(3), detail::Nearest2xAdjointRow<T>{dy.data(), dx.data(), dx.dim(3)},
+                      4 * dx.dim(3));
+  else
+    B::for_each_index(dx.numel(), detail::Nearest2xAdjoint<T>{dy.data(), dx.data(), dx.dim(2), dx.dim(3)});
 }
 
 // y[..., c] += b[c] when y is [R, C]; y[n, c, h, w] += b[c] when y is NCHW.
@@ -188,7 +257,10 @@ void add_bias(Tensor<T, B>& y, const Tensor<T, B>& b) {
   if (nchw) {
     B::for_each_index(y.numel() / inner, detail::AddBroadcast<T>{y.data(), b.data(), inner, channels}, inner);
   } else {  // rows of length `channels`: the bias index varies fastest
-    B::for_each_index(y.numel(), detail::AddRowBias<T>{y.data(), b.data(), channels});
+    if constexpr (prefers_row_calls<B>)
+      B::for_each_index(y.numel() / channels, detail::AddRowBiasRow<T>{y.data(), b.data(), channels}, channels);
+    else
+      B::for_each_index(y.numel(), detail::AddRowBias<T>{y.data(), b.data(), channels});
   }
 }
 

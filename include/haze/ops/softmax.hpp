@@ -3,6 +3,8 @@
 //   p = exp(s - max s) / sum exp(s - max s)
 //   ds = p * (dp - sum(dp * p))      (per row)
 // One functor call per row: rows are short (attention: tokens of one image).
+// The max and the sums run in `lanes` independent partials, so that they
+// vectorise (one chain would wait on each compare or add).
 
 #include <cstdint>
 
@@ -16,18 +18,41 @@ namespace haze::ops {
 
 namespace detail {
 
+inline constexpr int softmax_lanes = 8;
+
+template <class T>
+HAZE_HD T row_max(const T* r, int64_t cols) {
+  T part[softmax_lanes];
+  for (int l = 0; l < softmax_lanes; ++l) part[l] = r[0];
+  int64_t j = 0;
+  for (; j + softmax_lanes <= cols; j += softmax_lanes)
+    for (int l = 0; l < softmax_lanes; ++l) part[l] = r[j + l] > part[l] ? r[j + l] : part[l];
+  for (; j < cols; ++j) part[0] = r[j] > part[0] ? r[j] : part[0];
+  T top = part[0];
+  for (int l = 1; l < softmax_lanes; ++l) top = part[l] > top ? part[l] : top;
+  return top;
+}
+
+// sum over j of term(j), in Accumulator precision
+template <class Term>
+HAZE_HD Accumulator row_sum(Term term, int64_t cols) {
+  Accumulator part[softmax_lanes] = {};
+  int64_t j = 0;
+  for (; j + softmax_lanes <= cols; j += softmax_lanes)
+    for (int l = 0; l < softmax_lanes; ++l) part[l] += term(j + l);
+  for (; j < cols; ++j) part[0] += term(j);
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
 template <class T>
 struct SoftmaxRow {
   T* x;
   int64_t cols;
   HAZE_HD void operator()(int64_t row) const {
     T* r = x + row * cols;
-    T top = r[0];
-    for (int64_t j = 1; j < cols; ++j) top = r[j] > top ? r[j] : top;
+    const T top = row_max(r, cols);
     for (int64_t j = 0; j < cols; ++j) r[j] = fast_exp(r[j] - top);  // a loop of its own vectorises
-    Accumulator total = 0;
-    for (int64_t j = 0; j < cols; ++j) total += r[j];
-    const T inv = T(1 / total);
+    const T inv = T(1 / row_sum([r](int64_t j) { return Accumulator(r[j]); }, cols));
     for (int64_t j = 0; j < cols; ++j) r[j] *= inv;
   }
 };
@@ -40,9 +65,8 @@ struct SoftmaxBackwardRow {
   HAZE_HD void operator()(int64_t row) const {
     const T* pr = p + row * cols;
     T* dr = d + row * cols;
-    Accumulator dot = 0;
-    for (int64_t j = 0; j < cols; ++j) dot += Accumulator(dr[j]) * Accumulator(pr[j]);
-    for (int64_t j = 0; j < cols; ++j) dr[j] = pr[j] * (dr[j] - T(dot));
+    const T dot = T(row_sum([dr, pr](int64_t j) { return Accumulator(dr[j]) * Accumulator(pr[j]); }, cols));
+    for (int64_t j = 0; j < cols; ++j) dr[j] = pr[j] * (dr[j] - dot);
   }
 };
 
