@@ -109,6 +109,10 @@ struct Cpu {
   // per-group statistics (1, N*G, C/G*H*W).
   template <class T, class F>
   static void sum_axes(const T* x, int64_t outer, int64_t mid, int64_t inner, F f, T beta, T* out) {
+    if (inner == 1 && outer > 1) {
+      column_sums(x, outer, mid, f, beta, out);
+      return;
+    }
     const auto body = [&](int64_t m) {
       // Eight independent partial sums: one chain would wait on the add
       // latency at every element; eight let the adds overlap and vectorise.
@@ -128,6 +132,27 @@ struct Cpu {
     for (int64_t m = 0; m < mid; ++m) body(m);
   }
 
+  // Per-column sums of x [outer, mid] (a Linear layer's bias gradient): a
+  // block of columns at a time, every row read contiguously, each column's
+  // sum taken over the rows in order.
+  template <class T, class F>
+  static void column_sums(const T* x, int64_t outer, int64_t mid, F f, T beta, T* out) {
+    constexpr int64_t block = 64;
+    const int64_t blocks = (mid + block - 1) / block;
+#pragma omp parallel for schedule(static) if (outer * mid >= parallel_threshold && blocks > 1)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t m0 = b * block, width = std::min(block, mid - m0);
+      Accumulator acc[block] = {};
+      for (int64_t o = 0; o < outer; ++o) {
+        const T* row = x + o * mid + m0;
+        for (int64_t m = 0; m < width; ++m) acc[m] += f(row[m], m0 + m);
+      }
+      for (int64_t m = 0; m < width; ++m)
+        out[m0 + m] = beta == T(0) ? static_cast<T>(acc[m])
+                                   : static_cast<T>(acc[m] + static_cast<Accumulator>(beta) * out[m0 + m]);
+    }
+  }
+
   // ---- GEMM --------------------------------------------------------------
   // Row-major C[b] = alpha op(A[b]) op(B[b]) + beta C[b] for b < batch, with
   // element strides between batch members (stride 0 broadcasts an operand).
@@ -141,6 +166,11 @@ struct Cpu {
     using ConstMap = Eigen::Map<const Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
     using Map = Eigen::Map<Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
     const bool ta = trans_a == Transpose::Yes, tb = trans_b == Transpose::Yes;
+    // A batch (attention's per-image products) runs one product per thread:
+    // Eigen splits a product between threads only outside a parallel region,
+    // and small products split poorly. Each C[b] is computed the same way
+    // either way, so results do not depend on the thread count.
+#pragma omp parallel for schedule(static) if (batch > 1 && batch * M * N * K >= parallel_threshold)
     for (int64_t b = 0; b < batch; ++b) {
       ConstMap a(A + b * stride_a, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
       ConstMap bm(Bm + b * stride_b, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));

@@ -193,14 +193,17 @@ void flip_kernel(const T* w, int64_t cout, const ConvGeometry& g, T* flipped) {
 }
 
 // dw [Cout, K] += (the sum of partials [groups, K, pitch >= Cout], in group order)^T.
+// Rows of K in parallel; each element's sum runs over the groups in order.
 template <class T>
 void add_partials_transposed(Tensor<T, backend::Cpu>& partials, int64_t cout, Tensor<T, backend::Cpu>& dw) {
   const int64_t groups = partials.dim(0), k = partials.dim(1), pitch = partials.dim(2);
   T* pd = partials.data();
-  for (int64_t group = 1; group < groups; ++group) {
-    const T* partial = pd + group * k * pitch;
-    for (int64_t i = 0; i < k * pitch; ++i) pd[i] += partial[i];
-  }
+#pragma omp parallel for schedule(static) if (groups * k * pitch >= backend::Cpu::parallel_threshold)
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t group = 1; group < groups; ++group) {
+      const T* partial = pd + (group * k + i) * pitch;
+      for (int64_t o = 0; o < pitch; ++o) pd[i * pitch + o] += partial[o];
+    }
   T* dwd = dw.data();
   for (int64_t o = 0; o < cout; ++o)
     for (int64_t i = 0; i < k; ++i) dwd[o * k + i] += pd[i * pitch + o];

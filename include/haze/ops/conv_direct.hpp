@@ -207,11 +207,11 @@ bool direct_weight_grad_applies(const ConvGeometry& g, int64_t cout) {
   return g.kernel_h == 5 && cout % WeightGradTile<T, 5>::pitch(1) == 0;
 }
 
-// partial [C K K, pitch] += the sums of one image, for dy_t [H W, pitch]
-// (zero past Cout) and the padded image.
+// partial [C K K, pitch] (+)= the sums of one image, for dy_t [H W, pitch]
+// (zero past Cout) and the padded image; `add` false overwrites.
 template <class T, int K>
 void direct_weight_grad_image(const T* padded, const T* dy_t, int64_t C, int64_t H, int64_t W, int64_t pitch,
-                              T* partial) {
+                              bool add, T* partial) {
   using Tile = WeightGradTile<T, K>;
   using Vec = typename DirectTile<T>::Vec;
   constexpr int OV = Tile::OV;
@@ -236,12 +236,28 @@ void direct_weight_grad_image(const T* padded, const T* dy_t, int64_t C, int64_t
       for (int t = 0; t < K * K; ++t)
         for (int v = 0; v < OV; ++v) {
           T* out = partial + (c * K * K + t) * pitch + o0 + v * lanes;
-          Vec sum;
-          std::memcpy(&sum, out, sizeof(Vec));
-          sum += acc[t][v];
+          Vec sum = acc[t][v];
+          if (add) {
+            Vec before;
+            std::memcpy(&before, out, sizeof(Vec));
+            sum = before + sum;
+          }
           std::memcpy(out, &sum, sizeof(Vec));
         }
     }
+}
+
+// out [plane, pitch] = in [rows, plane] transposed, zero past `rows`; in
+// blocks of 16 columns of `in`, so the rows written stay in L1.
+template <class T>
+void transpose_padded(const T* in, int64_t rows, int64_t plane, int64_t pitch, T* out) {
+  constexpr int64_t block = 16;
+  for (int64_t q0 = 0; q0 < plane; q0 += block) {
+    const int64_t q1 = std::min(q0 + block, plane);
+    for (int64_t o = 0; o < rows; ++o)
+      for (int64_t q = q0; q < q1; ++q) out[q * pitch + o] = in[o * plane + q];
+    for (int64_t q = q0; q < q1; ++q) std::fill(out + q * pitch + rows, out + (q + 1) * pitch, T(0));
+  }
 }
 
 // dw += dL/dw in the direct form (direct_weight_grad_applies(g) holds): one
@@ -261,19 +277,14 @@ void conv2d_weight_grad_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T,
 #pragma omp parallel for schedule(static) if (groups > 1 && cout * reduction * plane * N >= backend::Cpu::parallel_threshold)
   for (int64_t group = 0; group < groups; ++group) {
     T* partial = pd + group * reduction * pitch;
-    std::fill_n(partial, reduction * pitch, T(0));
     T* padded = wsd + cpu_thread() * (padded_size + plane * pitch);
     T* dy_t = padded + padded_size;
-    for (int64_t n = group_begin(group, groups, N); n < group_begin(group + 1, groups, N); ++n) {
+    const int64_t first = group_begin(group, groups, N);
+    for (int64_t n = first; n < group_begin(group + 1, groups, N); ++n) {
       pad_image(xd + n * C * plane, C, H, W, p, padded);
-      const T* dy_image = dyd + n * cout * plane;
-      for (int64_t q = 0; q < plane; ++q) {
-        T* row = dy_t + q * pitch;
-        for (int64_t o = 0; o < cout; ++o) row[o] = dy_image[o * plane + q];
-        std::fill(row + cout, row + pitch, T(0));
-      }
-      if (k == 3) direct_weight_grad_image<T, 3>(padded, dy_t, C, H, W, pitch, partial);
-      else direct_weight_grad_image<T, 5>(padded, dy_t, C, H, W, pitch, partial);
+      transpose_padded(dyd + n * cout * plane, cout, plane, pitch, dy_t);
+      if (k == 3) direct_weight_grad_image<T, 3>(padded, dy_t, C, H, W, pitch, n > first, partial);
+      else direct_weight_grad_image<T, 5>(padded, dy_t, C, H, W, pitch, n > first, partial);
     }
   }
   add_partials_transposed(partials, cout, dw);
