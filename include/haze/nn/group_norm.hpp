@@ -5,7 +5,9 @@
 // backward, with g = dy * gamma[c] and means over the group:
 //   dbeta += sum dy,  dgamma += sum dy * xhat,
 //   dx = rstd (g - mean(g) - xhat mean(g * xhat))
-// The cache is a handle on x plus mean and rstd ([N, G] each).
+// The cache is a handle on x plus mean and rstd ([N, G] each). The backward
+// reads dy and x twice: once for each plane's sum dy and sum dy xhat (all
+// four sums above follow from those), once to write dx.
 
 #include <cmath>
 
@@ -48,26 +50,36 @@ struct Normalize {  // y = gamma (x - mean) rstd + beta
 };
 
 template <class T>
-struct TimesXhat {  // out = v * xhat
-  const T *v, *x, *mean, *rstd;
-  T* out;
+struct PlaneGradientSums {  // per (n, c) plane: sum dy and sum dy xhat
+  const T *dy, *x, *mean, *rstd;
+  T *sum_dy, *sum_dy_xhat;
   PlaneIndex at;
   HAZE_HD void operator()(int64_t nc) const {
-    const int64_t s = at.group(nc), base = nc * at.plane;
+    const int64_t s = at.group(nc);
+    const T *d = dy + nc * at.plane, *v = x + nc * at.plane;
     const T m = mean[s], r = rstd[s];
-    for (int64_t i = base; i < base + at.plane; ++i) out[i] = v[i] * ((x[i] - m) * r);
+    sum_dy[nc] = T(ops::detail::lane_sum([d](int64_t i) { return Accumulator(d[i]); }, at.plane));
+    sum_dy_xhat[nc] =
+        T(ops::detail::lane_sum([d, v, m, r](int64_t i) { return Accumulator(d[i]) * Accumulator((v[i] - m) * r); },
+                                at.plane));
   }
 };
 
 template <class T>
-struct TimesGamma {  // out = v * gamma[c]
-  const T *v, *gamma;
-  T* out;
-  PlaneIndex at;
-  HAZE_HD void operator()(int64_t nc) const {
-    const int64_t base = nc * at.plane;
-    const T g = gamma[at.channel(nc)];
-    for (int64_t i = base; i < base + at.plane; ++i) out[i] = v[i] * g;
+struct GroupGradientSums {  // per (n, g): sum g and sum g xhat from the plane sums, g = dy gamma[c]
+  const T *sum_dy, *sum_dy_xhat, *gamma;
+  T *sum_g, *sum_gx;
+  int64_t C, per_group_channels;
+  HAZE_HD void operator()(int64_t ng) const {
+    const int64_t first = ng * per_group_channels;  // plane index n C + g (C / G)
+    Accumulator a = 0, b = 0;
+    for (int64_t nc = first; nc < first + per_group_channels; ++nc) {
+      const Accumulator g = gamma[nc % C];
+      a += g * Accumulator(sum_dy[nc]);
+      b += g * Accumulator(sum_dy_xhat[nc]);
+    }
+    sum_g[ng] = T(a);
+    sum_gx[ng] = T(b);
   }
 };
 
@@ -122,24 +134,28 @@ class GroupNorm {
     ops::detail::require_same_shape("GroupNorm::backward", "dy", dy, "x", x_);
     const auto at = index(x_);
     const int64_t n = x_.dim(0), planes = n * channels_;
-    ops::sum_per_channel(dy, bias_.grad, ops::Identity{}, T(1));
-    Tensor<T, B> scratch(x_.shape());
-    B::for_each_index(planes, detail::TimesXhat<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(), scratch.data(), at},
+    // Two passes over the activation: the per-plane sums, then dx.
+    Tensor<T, B> plane_dy({n, channels_}), plane_dy_xhat({n, channels_});
+    B::for_each_index(planes,
+                      detail::PlaneGradientSums<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(), plane_dy.data(),
+                                                   plane_dy_xhat.data(), at},
                       at.plane);
-    ops::sum_per_channel(scratch, weight_.grad, ops::Identity{}, T(1));  // sum dy xhat
-    B::for_each_index(planes, detail::TimesGamma<T>{scratch.data(), weight_.value.data(), scratch.data(), at}, at.plane);
+    ops::sum_columns(plane_dy, bias_.grad, ops::Identity{}, T(1));         // dbeta += sum dy
+    ops::sum_columns(plane_dy_xhat, weight_.grad, ops::Identity{}, T(1));  // dgamma += sum dy xhat
     Tensor<T, B> sum_gx({n, groups_}), sum_g({n, groups_});
-    ops::sum_per_group(scratch, groups_, sum_gx);  // sum g xhat
-    B::for_each_index(planes, detail::TimesGamma<T>{dy.data(), weight_.value.data(), scratch.data(), at}, at.plane);
-    ops::sum_per_group(scratch, groups_, sum_g);  // sum g
+    B::for_each_index(n * groups_,
+                      detail::GroupGradientSums<T>{plane_dy.data(), plane_dy_xhat.data(), weight_.value.data(),
+                                                   sum_g.data(), sum_gx.data(), channels_, at.per_group_channels},
+                      at.per_group_channels);
+    Tensor<T, B> dx(x_.shape());
     const T inv_m = T(1) / static_cast<T>(x_.numel() / (n * groups_));
     B::for_each_index(planes,
                       detail::GroupNormInputGradient<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(),
                                                         weight_.value.data(), sum_g.data(), sum_gx.data(),
-                                                        scratch.data(), at, inv_m},
+                                                        dx.data(), at, inv_m},
                       at.plane);
     x_ = Tensor<T, B>();
-    return scratch;
+    return dx;
   }
 
   void parameters(Parameters<T, B>& out, std::string_view prefix) {

@@ -3,7 +3,7 @@
 //   p = exp(s - max s) / sum exp(s - max s)
 //   ds = p * (dp - sum(dp * p))      (per row)
 // One functor call per row: rows are short (attention: tokens of one image).
-// The max and the sums run in `lanes` independent partials, so that they
+// The max and the sums (lane_sum) run in independent partials, so that they
 // vectorise (one chain would wait on each compare or add).
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include "haze/core/macros.hpp"
 #include "haze/core/tensor.hpp"
 #include "haze/ops/elementwise.hpp"
+#include "haze/ops/reduce.hpp"
 
 namespace haze::ops {
 
@@ -33,17 +34,6 @@ HAZE_HD T row_max(const T* r, int64_t cols) {
   return top;
 }
 
-// sum over j of term(j), in Accumulator precision
-template <class Term>
-HAZE_HD Accumulator row_sum(Term term, int64_t cols) {
-  Accumulator part[softmax_lanes] = {};
-  int64_t j = 0;
-  for (; j + softmax_lanes <= cols; j += softmax_lanes)
-    for (int l = 0; l < softmax_lanes; ++l) part[l] += term(j + l);
-  for (; j < cols; ++j) part[0] += term(j);
-  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-}
-
 template <class T>
 struct SoftmaxRow {
   T* x;
@@ -52,7 +42,7 @@ struct SoftmaxRow {
     T* r = x + row * cols;
     const T top = row_max(r, cols);
     for (int64_t j = 0; j < cols; ++j) r[j] = fast_exp(r[j] - top);  // a loop of its own vectorises
-    const T inv = T(1 / row_sum([r](int64_t j) { return Accumulator(r[j]); }, cols));
+    const T inv = T(1 / lane_sum([r](int64_t j) { return Accumulator(r[j]); }, cols));
     for (int64_t j = 0; j < cols; ++j) r[j] *= inv;
   }
 };
@@ -65,7 +55,7 @@ struct SoftmaxBackwardRow {
   HAZE_HD void operator()(int64_t row) const {
     const T* pr = p + row * cols;
     T* dr = d + row * cols;
-    const T dot = T(row_sum([dr, pr](int64_t j) { return Accumulator(dr[j]) * Accumulator(pr[j]); }, cols));
+    const T dot = T(lane_sum([dr, pr](int64_t j) { return Accumulator(dr[j]) * Accumulator(pr[j]); }, cols));
     for (int64_t j = 0; j < cols; ++j) dr[j] = pr[j] * (dr[j] - dot);
   }
 };
