@@ -16,6 +16,10 @@
 #include <new>
 #include <string_view>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "haze/core/backend_concept.hpp"
 #include "haze/core/dtype.hpp"
 #include "haze/core/generator.hpp"
@@ -72,6 +76,23 @@ struct Cpu {
   }
 
   // ---- parallel loop -----------------------------------------------------
+  // Threads a parallel loop may use, and the calling thread's index in its
+  // team (for per-thread workspaces).
+  static int64_t max_threads() {
+#if defined(_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }
+  static int64_t thread_index() {
+#if defined(_OPENMP)
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+  }
+
   // work_per_index: roughly how many elements one call touches (a row
   // kernel passes its row length), so short loops of long rows still run
   // on every thread.
@@ -166,11 +187,12 @@ struct Cpu {
     using ConstMap = Eigen::Map<const Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
     using Map = Eigen::Map<Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
     const bool ta = trans_a == Transpose::Yes, tb = trans_b == Transpose::Yes;
-    // A batch (attention's per-image products) runs one product per thread:
-    // Eigen splits a product between threads only outside a parallel region,
-    // and small products split poorly. Each C[b] is computed the same way
-    // either way, so results do not depend on the thread count.
-#pragma omp parallel for schedule(static) if (batch > 1 && batch * M * N * K >= parallel_threshold)
+    // A batch of at least one product per thread (attention's per-image
+    // products) runs one product per thread: Eigen splits a product between
+    // threads only outside a parallel region, and small products split
+    // poorly. Each C[b] is computed the same way either way, so results do
+    // not depend on the thread count.
+#pragma omp parallel for schedule(static) if (batch > 1 && batch >= max_threads() && batch * M * N * K >= parallel_threshold)
     for (int64_t b = 0; b < batch; ++b) {
       ConstMap a(A + b * stride_a, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
       ConstMap bm(Bm + b * stride_b, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));

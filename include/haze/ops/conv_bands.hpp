@@ -18,10 +18,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 #include "haze/backend/cpu.hpp"
 #include "haze/core/tensor.hpp"
 #include "haze/ops/im2col.hpp"
@@ -114,22 +110,6 @@ Bands bands_of(const ConvGeometry& g, int64_t weight_rows, int64_t bytes) {
   return {rows, (g.out_height() + rows - 1) / rows};
 }
 
-inline int64_t cpu_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-inline int64_t cpu_thread() {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 // Bands of about 512 KiB of columns (half of a 1 MiB L2; 256 KiB and 1 MiB
 // measured no better on the U-Net benchmarks); below two weight matrices of
 // columns per image, the whole batch at once.
@@ -146,7 +126,7 @@ void conv2d_forward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, bac
   const Geometry geo = geometry(g, x.dim(0));
   const int64_t cout = w.dim(0), k = g.patch(), plane = geo.Ho * geo.Wo, tasks = geo.N * bands.count;
   const bool pointwise = g.pointwise();
-  Tensor<T, Cpu> workspace({pointwise ? 1 : cpu_threads(), pointwise ? 1 : k * bands.rows * geo.Wo});
+  Tensor<T, Cpu> workspace({pointwise ? 1 : backend::Cpu::max_threads(), pointwise ? 1 : k * bands.rows * geo.Wo});
   const T *xd = x.data(), *wd = w.data(), *bd = b.data();
   T *yd = y.data(), *wsd = workspace.data();
 #pragma omp parallel for schedule(static) if (tasks > 1 && cout * k * plane * geo.N >= Cpu::parallel_threshold)
@@ -157,7 +137,7 @@ void conv2d_forward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, bac
     const T* cols = image + ho0 * geo.Wo;  // 1x1: x's own plane rows are the columns
     int64_t ld = plane;
     if (!pointwise) {
-      T* band = wsd + cpu_thread() * k * bands.rows * geo.Wo;
+      T* band = wsd + backend::Cpu::thread_index() * k * bands.rows * geo.Wo;
       im2col_band(image, geo, ho0, rows, band);
       cols = band;
       ld = width;
@@ -228,7 +208,7 @@ void conv2d_backward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, ba
   const int64_t band_size = k * bands.rows * geo.Wo;
   const int64_t second_size = by_conv ? kt * dx_bands.rows * geo.W : (with_dx ? band_size : 0);
   Tensor<T, Cpu> partials({groups, k, cout});  // each group's dw, transposed (see whole-batch dw)
-  Tensor<T, Cpu> workspace({cpu_threads(), pointwise ? 1 : band_size + second_size});
+  Tensor<T, Cpu> workspace({backend::Cpu::max_threads(), pointwise ? 1 : band_size + second_size});
   Tensor<T, Cpu> flipped({by_conv ? geo.C : 1, by_conv ? kt : 1});
   if (by_conv) flip_kernel(w.data(), cout, g, flipped.data());
   const T *xd = x.data(), *wd = w.data(), *dyd = dy.data(), *wt = flipped.data();
@@ -236,7 +216,7 @@ void conv2d_backward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, ba
 #pragma omp parallel for schedule(static) if (groups > 1 && cout * k * plane * geo.N >= Cpu::parallel_threshold)
   for (int64_t group = 0; group < groups; ++group) {
     T* partial = pd + group * k * cout;
-    T* cols_band = wsd + cpu_thread() * (band_size + second_size);
+    T* cols_band = wsd + backend::Cpu::thread_index() * (band_size + second_size);
     T* second_band = cols_band + band_size;
     T beta = T(0);  // the group's first band overwrites its partial
     for (int64_t n = group_begin(group, groups, geo.N); n < group_begin(group + 1, groups, geo.N); ++n) {

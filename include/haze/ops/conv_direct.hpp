@@ -165,7 +165,7 @@ void direct_same_conv(const T* x, int64_t N, const ConvGeometry& g, const T* pac
   const int64_t padded_size = C * (H + 2 * p) * (W + 2 * p), out_plane = H * W;
   const int64_t reduction = g.patch(), blocks = direct_blocks(outputs, MR), segments = direct_segments<T>(g);
   // Batches smaller than twice the threads also split the output channels.
-  const int64_t threads = cpu_threads();
+  const int64_t threads = backend::Cpu::max_threads();
   const int64_t slices = N >= 2 * threads ? 1 : std::min(blocks, (2 * threads + N - 1) / N);
   const int64_t tasks = N * slices;
   Tensor<T, backend::Cpu> workspace({threads, padded_size});
@@ -173,7 +173,7 @@ void direct_same_conv(const T* x, int64_t N, const ConvGeometry& g, const T* pac
 #pragma omp parallel for schedule(static) if (tasks > 1 && outputs * reduction * out_plane * N >= backend::Cpu::parallel_threshold)
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t n = task / slices, slice = task % slices;
-    T* padded = wsd + cpu_thread() * padded_size;
+    T* padded = wsd + backend::Cpu::thread_index() * padded_size;
     pad_image(x + n * C * H * W, C, H, W, p, padded);
     for (int64_t block = slice * blocks / slices; block < (slice + 1) * blocks / slices; ++block) {
       const T* weights = packed + block * reduction * MR;
@@ -195,7 +195,8 @@ template <class T, int K>
 struct WeightGradTile {
   static constexpr int64_t lanes = DirectTile<T>::lanes;
   static constexpr int OV = DirectTile<T>::bytes == 64 && K == 3 ? 2 : 1;  // 2 x 9 of AVX-512's 32 registers
-  static int64_t pitch(int64_t cout) { return (cout + OV * lanes - 1) / (OV * lanes) * (OV * lanes); }
+  static constexpr int64_t width = OV * lanes;                           // output channels per tile
+  static int64_t pitch(int64_t cout) { return (cout + width - 1) / width * width; }
 };
 
 // Output channels in whole tiles only: a 3-channel conv_out padded to 32
@@ -203,8 +204,8 @@ struct WeightGradTile {
 template <class T>
 bool direct_weight_grad_applies(const ConvGeometry& g, int64_t cout) {
   if (!direct_conv_applies<T>(g)) return false;
-  if (g.kernel_h == 3) return cout % WeightGradTile<T, 3>::pitch(1) == 0;
-  return g.kernel_h == 5 && cout % WeightGradTile<T, 5>::pitch(1) == 0;
+  if (g.kernel_h == 3) return cout % WeightGradTile<T, 3>::width == 0;
+  return g.kernel_h == 5 && cout % WeightGradTile<T, 5>::width == 0;
 }
 
 // partial [C K K, pitch] (+)= the sums of one image, for dy_t [H W, pitch]
@@ -217,7 +218,7 @@ void direct_weight_grad_image(const T* padded, const T* dy_t, int64_t C, int64_t
   constexpr int OV = Tile::OV;
   constexpr int64_t lanes = Tile::lanes;
   const int64_t Wp = W + K - 1, plane = (H + K - 1) * Wp;
-  for (int64_t o0 = 0; o0 < pitch; o0 += OV * lanes)
+  for (int64_t o0 = 0; o0 < pitch; o0 += Tile::width)
     for (int64_t c = 0; c < C; ++c) {
       Vec acc[K * K][OV] = {};
       const T* xc = padded + c * plane;
@@ -271,13 +272,13 @@ void conv2d_weight_grad_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T,
   const int64_t pitch = k == 3 ? WeightGradTile<T, 3>::pitch(cout) : WeightGradTile<T, 5>::pitch(cout);
   const int64_t groups = std::min<int64_t>(N, 16), reduction = g.patch();
   Tensor<T, backend::Cpu> partials({groups, reduction, pitch});
-  Tensor<T, backend::Cpu> workspace({cpu_threads(), padded_size + plane * pitch});
+  Tensor<T, backend::Cpu> workspace({backend::Cpu::max_threads(), padded_size + plane * pitch});
   const T *xd = x.data(), *dyd = dy.data();
   T *pd = partials.data(), *wsd = workspace.data();
 #pragma omp parallel for schedule(static) if (groups > 1 && cout * reduction * plane * N >= backend::Cpu::parallel_threshold)
   for (int64_t group = 0; group < groups; ++group) {
     T* partial = pd + group * reduction * pitch;
-    T* padded = wsd + cpu_thread() * (padded_size + plane * pitch);
+    T* padded = wsd + backend::Cpu::thread_index() * (padded_size + plane * pitch);
     T* dy_t = padded + padded_size;
     const int64_t first = group_begin(group, groups, N);
     for (int64_t n = first; n < group_begin(group + 1, groups, N); ++n) {

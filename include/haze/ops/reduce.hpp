@@ -40,12 +40,17 @@ struct NonFinite {
 
 namespace detail {
 
-// sum over j < count of term(j), in Accumulator precision, as 8 partial
-// sums combined pairwise: a loop a kernel runs inside one functor call
-// (a softmax row, a GroupNorm plane), written so that it vectorises.
+// Independent partials for a reduction a kernel runs inside one functor
+// call (a softmax row, a GroupNorm plane): one chain would wait on each add
+// or compare; eight overlap and vectorise.
+inline constexpr int reduction_lanes = 8;
+
+// sum over j < count of term(j), in Accumulator precision, as
+// reduction_lanes partial sums combined pairwise.
 template <class Term>
 HAZE_HD Accumulator lane_sum(Term term, int64_t count) {
-  constexpr int lanes = 8;
+  constexpr int lanes = reduction_lanes;
+  static_assert(lanes == 8, "the pairwise combination below is written for 8 partials");
   Accumulator part[lanes] = {};
   int64_t j = 0;
   for (; j + lanes <= count; j += lanes)

@@ -3,8 +3,7 @@
 //   p = exp(s - max s) / sum exp(s - max s)
 //   ds = p * (dp - sum(dp * p))      (per row)
 // One functor call per row: rows are short (attention: tokens of one image).
-// The max and the sums (lane_sum) run in independent partials, so that they
-// vectorise (one chain would wait on each compare or add).
+// The max and the sums (lane_sum) run in reduction_lanes partials.
 
 #include <cstdint>
 
@@ -19,18 +18,16 @@ namespace haze::ops {
 
 namespace detail {
 
-inline constexpr int softmax_lanes = 8;
-
 template <class T>
 HAZE_HD T row_max(const T* r, int64_t cols) {
-  T part[softmax_lanes];
-  for (int l = 0; l < softmax_lanes; ++l) part[l] = r[0];
+  T part[reduction_lanes];
+  for (int l = 0; l < reduction_lanes; ++l) part[l] = r[0];
   int64_t j = 0;
-  for (; j + softmax_lanes <= cols; j += softmax_lanes)
-    for (int l = 0; l < softmax_lanes; ++l) part[l] = r[j + l] > part[l] ? r[j + l] : part[l];
+  for (; j + reduction_lanes <= cols; j += reduction_lanes)
+    for (int l = 0; l < reduction_lanes; ++l) part[l] = r[j + l] > part[l] ? r[j + l] : part[l];
   for (; j < cols; ++j) part[0] = r[j] > part[0] ? r[j] : part[0];
   T top = part[0];
-  for (int l = 1; l < softmax_lanes; ++l) top = part[l] > top ? part[l] : top;
+  for (int l = 1; l < reduction_lanes; ++l) top = part[l] > top ? part[l] : top;
   return top;
 }
 
