@@ -49,8 +49,7 @@ int with_backend(const std::string& name, F&& f) {
   if (name == "device") return f.template operator()<haze::backend::Device>();
 #endif
   HAZE_REQUIRE(name == "device", "unknown backend '", name, "' (known: cpu, device)");
-  haze::detail::fail(std::source_location::current(),
-                     "this program was built without the Device backend; use its _cuda build for --backend device");
+  HAZE_FAIL("this program was built without the Device backend; use its _cuda build for --backend device");
 }
 
 // Set by SIGINT / SIGTERM; long loops poll it and finish cleanly.

@@ -40,7 +40,7 @@ inline Preset preset(const std::string& name) {
     c.layers_per_block = 1;
     return {c, 5000, 32, 2e-3, 100};
   }
-  haze::detail::fail(std::source_location::current(), "unknown preset '", name, "' (known: demo, full)");
+  HAZE_FAIL("unknown preset '", name, "' (known: demo, full)");
 }
 
 }  // namespace fashion_mnist

@@ -111,9 +111,10 @@ int main(int argc, char** argv) {
   if (const auto code = examples::parse(app, argc, argv)) return *code;
   return examples::run_reporting_errors("haze-sample", [&] {
     const io::Safetensors file = io::load_safetensors(f.checkpoint);
-    const nn::UNetConfig config = io::unet_config_from_json(io::required_metadata(file, "haze.model"), f.checkpoint);
+    // Checked against the file's tensors before the model is built.
+    const nn::UNetConfig config = io::read_unet_config<float>(file, {f.raw_weights ? "" : "ema."});
     const Schedule schedule = io::schedule_from_json(io::required_metadata(file, "haze.schedule.json"), f.checkpoint);
-    const std::string& prediction = io::required_metadata(file, "haze.prediction");
+    const std::string& prediction = io::required_prediction(file);
     return examples::with_backend(f.backend, [&]<class B>() {
       return sample::with_prediction(prediction, [&]<class P>(P) { return sample_images<B, P>(f, file, config, schedule); });
     });

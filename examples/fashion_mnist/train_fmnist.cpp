@@ -85,7 +85,8 @@ int train(const Flags& f) {
   if (f.resume) {
     resume_from = io::load_safetensors(f.checkpoint);
     model_json = io::required_metadata(*resume_from, "haze.model");
-    preset.model = io::unet_config_from_json(model_json, f.checkpoint);
+    // Checked against the file's tensors before the model is built.
+    preset.model = io::read_unet_config<float>(*resume_from, {"", "ema.", "adamw.m.", "adamw.v."});
     schedule = io::schedule_from_json(io::required_metadata(*resume_from, "haze.schedule.json"), f.checkpoint);
   }
   const int64_t steps = f.steps > 0 ? f.steps : preset.steps;

@@ -39,8 +39,7 @@ inline std::vector<double> sample_points(const std::string& name, int64_t n, uin
       x = t * std::cos(t) / 5 + 0.05 * normal(engine);
       y = t * std::sin(t) / 5 + 0.05 * normal(engine);
     } else {
-      haze::detail::fail(std::source_location::current(), "unknown toy dataset '", name,
-                         "' (known: moons, gaussians, swissroll)");
+      HAZE_FAIL("unknown toy dataset '", name, "' (known: moons, gaussians, swissroll)");
     }
     out.push_back(x);
     out.push_back(y);

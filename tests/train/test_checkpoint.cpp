@@ -10,7 +10,10 @@
 
 #include <csignal>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 
 #include "io/io_test_support.hpp"
 #include "test_support.hpp"
@@ -185,3 +188,133 @@ TEST_CASE("a failed save leaves the previous checkpoint intact", "[io][checkpoin
   CHECK(intact);
   CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 1);  // no temporary left
 }
+
+namespace {
+
+// A copy of `file` with one metadata value replaced.
+io::Safetensors with_metadata(io::Safetensors file, const std::string& key, const std::string& value) {
+  file.metadata[key] = value;
+  return file;
+}
+
+// haze.model of config() with one field replaced by a JSON value.
+std::string model_json_with(const std::string& field, const nlohmann::json& value) {
+  nlohmann::json j = nlohmann::json::parse(model_json);
+  j[field] = value;
+  return j.dump();
+}
+
+}  // namespace
+
+TEST_CASE("crafted model metadata is refused before the model is built", "[io][checkpoint][errors]") {
+  TempDir dir;
+  const train::Dataset data = dataset();
+  const fs::path path = dir / "good.safetensors";
+  {
+    Run run(data);
+    run.trainer.step();
+    io::save_checkpoint(path, run.trainer, model_json);
+  }
+  const io::Safetensors good = io::load_safetensors(path);
+  const auto read = [&](const std::string& field, const nlohmann::json& value) {
+    return io::read_unet_config<float>(with_metadata(good, "haze.model", model_json_with(field, value)),
+                                       {"", "ema."});
+  };
+
+  // The good file passes, and checking it allocates no tensor memory at all:
+  // the model it describes is built on backend::Meta.
+  const int64_t before = haze::backend::memory_stats<Cpu>().allocations.load();
+  CHECK(io::read_unet_config<float>(good, {"", "ema.", "adamw.m.", "adamw.v."}).block_out_channels ==
+        config().block_out_channels);
+  CHECK(haze::backend::memory_stats<Cpu>().allocations.load() == before);
+
+  // The cases that aborted with std::bad_alloc before.
+  CHECK_THROWS_WITH(read("num_classes", 1000000000000), mentions("good.safetensors: haze.model: num_classes must be in "
+                                                                 "[0, 16777216], got 1000000000000"));
+  CHECK_THROWS_WITH(read("block_out_channels", {1 << 20, 1 << 20, 1 << 20}),
+                    mentions("good.safetensors: haze.model needs a dimension of 1048576 but no tensor in the file has "
+                             "one that large (largest: "));
+  CHECK_THROWS_WITH(read("layers_per_block", 1000000000),
+                    mentions("good.safetensors: haze.model has layers_per_block 1000000000 but the file holds only "));
+  // Plausible sizes that do not match the tensors: the first misfit is named.
+  CHECK_THROWS_WITH(read("block_out_channels", {16, 16}),
+                    mentions("good.safetensors: tensor 'down_blocks.1.attentions.0.group_norm.weight' is [32] in the "
+                             "file but [16] in its haze.model"));
+  CHECK_THROWS_WITH(read("layers_per_block", 2), mentions("good.safetensors: tensor '") && mentions("is missing"));
+  // Checks inside UNetConfig name the file too.
+  CHECK_THROWS_WITH(read("attention_head_dim", 5),
+                    mentions("good.safetensors: haze.model: attention_head_dim 5 does not divide block_out_channels"));
+  CHECK_THROWS_WITH(read("num_classes", "ten"), mentions("good.safetensors: haze.model is not a valid UNet config"));
+
+  // The schedule: 2^31 - 1 steps would need tens of GiB of tables.
+  CHECK_THROWS_WITH(io::schedule_from_json(R"({"kind": "linear", "steps": 2147483647, "parameters": [],
+                                               "zero_terminal_snr": false})",
+                                           "s.safetensors"),
+                    mentions("s.safetensors: haze.schedule.json: schedule linear: steps must be in [1, 1048576], got "
+                             "2147483647"));
+  CHECK_THROWS_WITH(io::required_prediction(with_metadata(good, "haze.prediction", "noise")),
+                    mentions("good.safetensors: haze.prediction 'noise' is not a known prediction type"));
+
+  // A data position outside the dataset names the file.
+  Run target(data);
+  CHECK_THROWS_WITH(io::load_checkpoint(with_metadata(good, "haze.data.position", "1000"), target.trainer, model_json),
+                    mentions("good.safetensors: BatchOrder::seek: epoch ") && mentions("outside a dataset of 10"));
+  CHECK(target.trainer.steps_taken() == 0);
+}
+
+TEST_CASE("non-finite weights are never saved or loaded, and an overflowing update changes nothing",
+          "[io][checkpoint][errors]") {
+  TempDir dir;
+  const train::Dataset data = dataset();
+  const fs::path path = dir / "last.safetensors";
+  Run run(data);
+  run.trainer.step();
+  io::save_checkpoint(path, run.trainer, model_json);
+  const std::vector<std::byte> saved = bytes_of(path);
+
+  // A learning rate of 1e38 overflows float in the update: AdamW finds it
+  // before writing, so the weights, the moments and the EMA are unchanged.
+  const auto snapshot = [&] {
+    std::vector<std::vector<float>> all;
+    for (size_t i = 0; i < run.trainer.parameters().size(); ++i) {
+      all.push_back(run.trainer.parameters()[i].value->to_host());
+      all.push_back(run.trainer.ema().shadow(i).to_host());
+      all.push_back(run.trainer.optimizer().first_moment(i).to_host());
+    }
+    return all;
+  };
+  const auto state = snapshot();
+  auto& adamw = run.trainer.optimizer();
+  for (const auto& p : run.trainer.parameters()) p.grad->assign_from_host(std::vector<float>(size_t(p.grad->numel()), 0.5f));
+  CHECK_THROWS_WITH(adamw.step(1e38), mentions("AdamW::step: step 2 at learning rate 1e+38 would make ") &&
+                                          mentions("NaN or infinite; no parameter was changed"));
+  CHECK(adamw.steps_taken() == 1);
+  const bool unchanged = snapshot() == state;
+  CHECK(unchanged);
+
+  // A poisoned state is refused on save; the file on disk stays as it was.
+  auto& shadow = run.trainer.ema().shadow(2);
+  shadow.assign_from_host(std::vector<float>(size_t(shadow.numel()), std::numeric_limits<float>::quiet_NaN()));
+  const std::string name = "ema." + run.trainer.parameters()[2].name;
+  CHECK_THROWS_WITH(io::save_checkpoint(path, run.trainer, model_json),
+                    mentions("save_checkpoint '" + path.string() + "': tensor '" + name + "' holds ") &&
+                        mentions("NaN or infinite values") && mentions("refusing to save"));
+  const bool intact = bytes_of(path) == saved;
+  CHECK(intact);
+
+  // A file with a NaN weight is refused on load, naming the tensor.
+  io::Safetensors file = io::load_safetensors(path);
+  for (io::TensorRecord& r : file.tensors)
+    if (r.name == name) {
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(r.data.data(), &nan, sizeof nan);
+    }
+  UNet model(config());
+  CHECK_THROWS_WITH(io::load_weights(file, model), mentions("last.safetensors: tensor '" + name + "' holds 1 NaN or "
+                                                            "infinite values of ") &&
+                                                       mentions("refusing to load it"));
+}
+
+// The trainer keeps a reference to its data: a temporary must not compile.
+static_assert(!std::is_constructible_v<Trainer, UNet&, haze::Schedule, train::Dataset&&, train::TrainerOptions>);
+static_assert(std::is_constructible_v<Trainer, UNet&, haze::Schedule, const train::Dataset&, train::TrainerOptions>);

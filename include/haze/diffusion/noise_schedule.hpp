@@ -25,10 +25,17 @@ namespace haze {
 
 class Schedule {
  public:
+  // More steps than this are refused when a schedule is built by name (from
+  // a file, say): its tables take 8 bytes a step each, and diffusers' models
+  // use 1000 to 4000.
+  static constexpr int max_steps = 1 << 20;
+
   // Built from a name and numbers (see schedule::default_parameters for each
   // kind's list; an empty list means the defaults); validates them.
   static Schedule make(std::string_view kind, int steps, std::vector<double> parameters = {},
                        bool zero_terminal_snr = false) {
+    HAZE_REQUIRE(steps >= 1 && steps <= max_steps, "schedule ", kind, ": steps must be in [1, ", max_steps, "], got ",
+                 steps);
     if (parameters.empty()) parameters = schedule::default_parameters(kind);
     std::vector<double> betas = schedule::betas_by_name(kind, steps, parameters);
     if (zero_terminal_snr) betas = schedule::rescale_zero_terminal_snr(std::move(betas));

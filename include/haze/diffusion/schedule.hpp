@@ -208,8 +208,7 @@ inline std::vector<double> default_parameters(std::string_view kind) {
   if (kind == "scaled_linear") return {8.5e-4, 1.2e-2};
   if (kind == "cosine") return {0.008, 0.999};
   if (kind == "sigmoid") return {-3, 3, 1};
-  detail::fail(std::source_location::current(), "schedule: unknown kind '", kind,
-               "' (known: linear, scaled_linear, cosine, sigmoid, sigmoid_beta)");
+  HAZE_FAIL("schedule: unknown kind '", kind, "' (known: linear, scaled_linear, cosine, sigmoid, sigmoid_beta)");
 }
 
 // Betas for a schedule named at run time, parameters as default_parameters() orders them.

@@ -16,15 +16,21 @@
 // first mismatch, and the trainer is left as it was. Saving is atomic
 // (io/atomic_file.hpp), so an interrupted save never harms the previous file.
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "haze/backend/meta.hpp"
+#include "haze/diffusion/parameterization.hpp"
 #include "haze/io/safetensors.hpp"
+#include "haze/nn/unet.hpp"
 #include "haze/nn/unet_config.hpp"
 #include "haze/train/trainer.hpp"
 
@@ -49,10 +55,11 @@ inline std::string unet_config_json(const nn::UNetConfig& c) {
 }
 
 inline nn::UNetConfig unet_config_from_json(std::string_view text, std::string_view source) {
+  nn::UNetConfig c;
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
-    HAZE_REQUIRE(j.value("kind", "") == "unet", source, ": haze.model does not describe a UNet: ", text);
-    nn::UNetConfig c;
+    HAZE_REQUIRE(j.is_object() && j.value("kind", "") == "unet", source, ": haze.model does not describe a UNet: ",
+                 text);
     c.in_channels = j.at("in_channels").get<int64_t>();
     c.out_channels = j.at("out_channels").get<int64_t>();
     c.block_out_channels = j.at("block_out_channels").get<std::vector<int64_t>>();
@@ -63,12 +70,11 @@ inline nn::UNetConfig unet_config_from_json(std::string_view text, std::string_v
     c.norm_eps = j.at("norm_eps").get<double>();
     c.dropout = j.at("dropout").get<double>();
     c.num_classes = j.at("num_classes").get<int64_t>();
-    c.validate();
-    return c;
   } catch (const nlohmann::json::exception& e) {
-    haze::detail::fail(std::source_location::current(), source, ": haze.model is not a valid UNet config (",
-                       e.what(), "): ", text);
+    HAZE_FAIL(source, ": haze.model is not a valid UNet config (", e.what(), "): ", text);
   }
+  c.validate(std::string(source) + ": haze.model");
+  return c;
 }
 
 // ---- Schedule <-> JSON (haze.schedule.json: what rebuilds it for sampling) --
@@ -83,11 +89,15 @@ inline std::string schedule_json(const Schedule& s) {
 inline Schedule schedule_from_json(std::string_view text, std::string_view source) {
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
-    return Schedule::make(j.at("kind").get<std::string>(), j.at("steps").get<int>(),
-                          j.at("parameters").get<std::vector<double>>(), j.at("zero_terminal_snr").get<bool>());
+    const auto kind = j.at("kind").get<std::string>();
+    const auto steps = j.at("steps").get<int>();
+    const auto parameters = j.at("parameters").get<std::vector<double>>();
+    const auto zero_terminal_snr = j.at("zero_terminal_snr").get<bool>();
+    return haze::detail::with_context(std::string(source) + ": haze.schedule.json", [&] {
+      return Schedule::make(kind, steps, parameters, zero_terminal_snr);
+    });
   } catch (const nlohmann::json::exception& e) {
-    haze::detail::fail(std::source_location::current(), source, ": haze.schedule.json is not a valid schedule (",
-                       e.what(), "): ", text);
+    HAZE_FAIL(source, ": haze.schedule.json is not a valid schedule (", e.what(), "): ", text);
   }
 }
 
@@ -99,8 +109,16 @@ inline const std::string& required_metadata(const Safetensors& file, const std::
   return it->second;
 }
 
-namespace detail {
+// haze.prediction, checked to be a parameterization haze knows.
+inline const std::string& required_prediction(const Safetensors& file) {
+  const std::string& name = required_metadata(file, "haze.prediction");
+  HAZE_REQUIRE(name == predict::Epsilon::name || name == predict::Sample::name || name == predict::Velocity::name,
+               file.source, ": haze.prediction '", name, "' is not a known prediction type (known: ",
+               predict::Epsilon::name, ", ", predict::Sample::name, ", ", predict::Velocity::name, ")");
+  return name;
+}
 
+namespace detail {
 
 template <class I>
 I metadata_integer(const Safetensors& file, const std::string& key) {
@@ -119,23 +137,40 @@ struct Slot {
   Tensor<T, B>* tensor;
 };
 
+// `owner` says where the expected shapes come from ("the model", or the
+// config a file describes).
 template <Real T, Backend B>
-void require_fits(const Safetensors& file, const std::vector<Slot<T, B>>& slots) {
+void require_fits(const Safetensors& file, const std::vector<Slot<T, B>>& slots,
+                  std::string_view owner = "the model") {
   for (const auto& slot : slots) {
     const TensorRecord* r = file.find(slot.name);
     HAZE_REQUIRE(r != nullptr, file.source, ": tensor '", slot.name, "' is missing (a checkpoint of another model?)");
     HAZE_REQUIRE(r->dtype == dtype_of<T>::value, file.source, ": tensor '", slot.name, "' holds ", dtype_name(r->dtype),
-                 " but the model is ", dtype_name(dtype_of<T>::value));
+                 " but ", owner, " is ", dtype_name(dtype_of<T>::value));
     const Shape want = slot.tensor->shape();
     bool same = static_cast<int>(r->shape.size()) == want.rank();
     for (int i = 0; same && i < want.rank(); ++i) same = r->shape[static_cast<size_t>(i)] == want[i];
     HAZE_REQUIRE(same, file.source, ": tensor '", slot.name, "' is ", shape_text(r->shape), " in the file but ", want,
-                 " in the model (a checkpoint of another config?)");
+                 " in ", owner, " (a checkpoint of another config?)");
+  }
+}
+
+// Non-finite weights are refused on load: a NaN in one weight turns every
+// output into NaN, and it is better said here, by name, than found later.
+template <Real T, Backend B>
+void require_finite(const Safetensors& file, const std::vector<Slot<T, B>>& slots) {
+  for (const auto& slot : slots) {
+    const std::vector<T> values = file.at(slot.name).template as<T>();
+    const auto bad = std::count_if(values.begin(), values.end(), [](T v) { return !std::isfinite(v); });
+    HAZE_REQUIRE(bad == 0, file.source, ": tensor '", slot.name, "' holds ", bad, " NaN or infinite values of ",
+                 values.size(), "; refusing to load it");
   }
 }
 
 template <Real T, Backend B>
 void assign(const Safetensors& file, const std::vector<Slot<T, B>>& slots) {
+  require_fits(file, slots);
+  require_finite(file, slots);
   for (const auto& slot : slots) slot.tensor->assign_from_host(file.at(slot.name).template as<T>());
 }
 
@@ -146,12 +181,18 @@ std::vector<Slot<T, B>> model_slots(const nn::Parameters<T, B>& params, const st
   return slots;
 }
 
+// The tensor as a record to save; NaN or infinite values are refused, so a
+// diverged run can never replace a good checkpoint with a poisoned one.
 template <Real T, Backend B>
-TensorRecord record_of(const std::string& name, const Tensor<T, B>& t) {
+TensorRecord finite_record_of(const std::string& name, const Tensor<T, B>& t, const std::filesystem::path& path) {
   const Shape s = t.shape();
   std::vector<int64_t> dims;
   for (int i = 0; i < s.rank(); ++i) dims.push_back(s[i]);
-  return TensorRecord::from<T>(name, dims, t.to_host());
+  const std::vector<T> values = t.to_host();
+  const auto bad = std::count_if(values.begin(), values.end(), [](T v) { return !std::isfinite(v); });
+  HAZE_REQUIRE(bad == 0, "save_checkpoint '", path.string(), "': tensor '", name, "' holds ", bad,
+               " NaN or infinite values of ", values.size(), "; refusing to save (the file on disk is unchanged)");
+  return TensorRecord::from<T>(name, dims, values);
 }
 
 }  // namespace detail
@@ -180,11 +221,14 @@ void save_checkpoint(const std::filesystem::path& path, train::Trainer<Model, P>
   file.metadata["haze.data.epoch"] = std::to_string(trainer.order().epoch());
   file.metadata["haze.data.position"] = std::to_string(trainer.order().position());
   const auto& params = trainer.parameters();
-  for (size_t i = 0; i < params.size(); ++i) file.add(detail::record_of(params[i].name, *params[i].value));
-  for (size_t i = 0; i < params.size(); ++i) file.add(detail::record_of("ema." + params[i].name, trainer.ema().shadow(i)));
+  const auto add = [&](const std::string& name, const Tensor<T, typename Model::backend_type>& t) {
+    file.add(detail::finite_record_of(name, t, path));
+  };
+  for (size_t i = 0; i < params.size(); ++i) add(params[i].name, *params[i].value);
+  for (size_t i = 0; i < params.size(); ++i) add("ema." + params[i].name, trainer.ema().shadow(i));
   for (size_t i = 0; i < params.size(); ++i) {
-    file.add(detail::record_of("adamw.m." + params[i].name, trainer.optimizer().first_moment(i)));
-    file.add(detail::record_of("adamw.v." + params[i].name, trainer.optimizer().second_moment(i)));
+    add("adamw.m." + params[i].name, trainer.optimizer().first_moment(i));
+    add("adamw.v." + params[i].name, trainer.optimizer().second_moment(i));
   }
   save_safetensors(path, file);
 }
@@ -203,7 +247,7 @@ void load_checkpoint(const Safetensors& file, train::Trainer<Model, P>& trainer,
   const std::string& schedule = required_metadata(file, "haze.schedule");
   HAZE_REQUIRE(schedule == trainer.schedule().description(), file.source, ": written with schedule ",
                schedule, " but training uses ", trainer.schedule().description());
-  const std::string& prediction = required_metadata(file, "haze.prediction");
+  const std::string& prediction = required_prediction(file);
   HAZE_REQUIRE(prediction == P::name, file.source, ": written for ", prediction, " prediction, training uses ", P::name);
   const auto step = detail::metadata_integer<int64_t>(file, "haze.step");
   const auto seed = detail::metadata_integer<uint64_t>(file, "haze.rng.seed");
@@ -225,7 +269,8 @@ void load_checkpoint(const Safetensors& file, train::Trainer<Model, P>& trainer,
   HAZE_REQUIRE(data_count == trainer.order().count(), file.source, ": written for a dataset of ", data_count,
                " items, training has ", trainer.order().count());
   train::BatchOrder order(data_count, data_seed);
-  order.seek(epoch, position);  // validates the position before anything changes
+  // Validates the position before anything changes.
+  haze::detail::with_context(file.source, [&] { order.seek(epoch, position); });
 
   detail::assign(file, slots);
   trainer.optimizer().set_steps_taken(step);
@@ -243,9 +288,49 @@ void load_checkpoint(const std::filesystem::path& path, train::Trainer<Model, P>
 template <class Model>
 void load_weights(const Safetensors& file, Model& model, bool ema = true) {
   const auto params = nn::parameters_of(model);
-  const auto slots = detail::model_slots(params, ema ? "ema." : "");
-  detail::require_fits(file, slots);
-  detail::assign(file, slots);
+  detail::assign(file, detail::model_slots(params, ema ? "ema." : ""));
+}
+
+// ---- a UNet from a file -----------------------------------------------------
+
+// The UNet config in a checkpoint's haze.model, checked against the file's
+// tensors before anything the size of the model exists: every size it names
+// must occur among the file's dimensions, its layer count must fit the
+// file's tensor count, and the model it describes, built on backend::Meta
+// (shapes, no memory), must find each parameter under every one of
+// `prefixes` ("" the raw weights, "ema." the average, ...) with its shape
+// and dtype T. Building the real model afterwards allocates no more than the
+// file holds.
+template <Real T>
+nn::UNetConfig read_unet_config(const Safetensors& file, std::initializer_list<std::string_view> prefixes = {""}) {
+  const std::string& text = required_metadata(file, "haze.model");
+  const nn::UNetConfig c = unet_config_from_json(text, file.source);
+
+  int64_t largest = 0;
+  for (const TensorRecord& t : file.tensors)
+    for (int64_t d : t.shape) largest = std::max(largest, d);
+  std::vector<int64_t> sizes = {c.in_channels, c.out_channels, c.num_classes > 0 ? c.num_classes + 1 : 0};
+  sizes.insert(sizes.end(), c.block_out_channels.begin(), c.block_out_channels.end());
+  for (int64_t size : sizes)
+    HAZE_REQUIRE(size <= largest, file.source, ": haze.model needs a dimension of ", size,
+                 " but no tensor in the file has one that large (largest: ", largest, "): ", text);
+
+  // Each ResBlock has at least 10 parameter tensors (two norms, two convs and
+  // the time projection, each with two); levels <= 16 and layers_per_block
+  // <= the tensor count keep this product small.
+  const int64_t tensors = static_cast<int64_t>(file.tensors.size());
+  HAZE_REQUIRE(c.layers_per_block <= tensors, file.source, ": haze.model has layers_per_block ", c.layers_per_block,
+               " but the file holds only ", tensors, " tensors");
+  const int64_t resblocks = int64_t(c.levels()) * (2 * int64_t(c.layers_per_block) + 1) + 2;
+  const int64_t needed = 10 * resblocks * static_cast<int64_t>(prefixes.size());
+  HAZE_REQUIRE(needed <= tensors, file.source, ": haze.model describes ", resblocks, " ResBlocks, at least ", needed,
+               " tensors, but the file holds ", tensors);
+
+  nn::UNet<T, backend::Meta> shapes(c);
+  const auto params = nn::parameters_of(shapes);
+  for (std::string_view prefix : prefixes)
+    detail::require_fits(file, detail::model_slots(params, std::string(prefix)), "its haze.model");
+  return c;
 }
 
 }  // namespace haze::io

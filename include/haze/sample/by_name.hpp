@@ -38,8 +38,7 @@ Tensor<T, B> run_sampler(std::string_view name, const Schedule& schedule, int st
   if (name == "euler_a") return EulerAncestral<P>(schedule, sigma).run(denoiser, std::move(x), gen);
   if (name == "heun") return Heun<P>(schedule, sigma).run(denoiser, std::move(x), gen);
   if (name == "dpmpp2m") return DpmSolverPP2M<P>(schedule, sigma).run(denoiser, std::move(x), gen);
-  haze::detail::fail(std::source_location::current(), "unknown sampler '", name,
-                     "' (known: ddpm, ddim, euler, euler_a, heun, dpmpp2m, sde)");
+  HAZE_FAIL("unknown sampler '", name, "' (known: ddpm, ddim, euler, euler_a, heun, dpmpp2m, sde)");
 }
 
 // Calls f(P{}) with the parameterization named `name`.
@@ -48,8 +47,7 @@ decltype(auto) with_prediction(std::string_view name, F&& f) {
   if (name == predict::Epsilon::name) return f(predict::Epsilon{});
   if (name == predict::Sample::name) return f(predict::Sample{});
   if (name == predict::Velocity::name) return f(predict::Velocity{});
-  haze::detail::fail(std::source_location::current(), "unknown prediction type '", name,
-                     "' (known: epsilon, sample, velocity)");
+  HAZE_FAIL("unknown prediction type '", name, "' (known: epsilon, sample, velocity)");
 }
 
 }  // namespace haze::sample

@@ -24,8 +24,7 @@ inline Spacing spacing_from_name(std::string_view name) {
   if (name == "leading") return Spacing::Leading;
   if (name == "trailing") return Spacing::Trailing;
   if (name == "linspace") return Spacing::Linspace;
-  haze::detail::fail(std::source_location::current(), "timestep spacing '", name,
-               "' is unknown (known: leading, trailing, linspace)");
+  HAZE_FAIL("timestep spacing '", name, "' is unknown (known: leading, trailing, linspace)");
 }
 
 inline std::vector<int> timesteps(int train_steps, int steps, Spacing spacing) {

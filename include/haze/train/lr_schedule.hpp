@@ -24,7 +24,7 @@ struct LrSchedule {
   static Decay decay_by_name(std::string_view name) {
     if (name == "constant") return Decay::Constant;
     if (name == "cosine") return Decay::Cosine;
-    haze::detail::fail(std::source_location::current(), "LrSchedule: unknown decay '", name, "' (known: constant, cosine)");
+    HAZE_FAIL("LrSchedule: unknown decay '", name, "' (known: constant, cosine)");
   }
 
   void validate() const {

@@ -9,9 +9,10 @@
 //     model.backward(dloss)                         (gradients add up)
 //   clip the global gradient norm, AdamW step at lr(step), EMA update
 //
-// A NaN or infinite loss or gradient norm throws haze::Error naming the step
-// before any parameter changes, so the last good state (and checkpoint) stays
-// good. Everything random comes from the Generator and the BatchOrder, whose
+// A NaN or infinite loss or gradient norm, or an update that would make a
+// parameter NaN or infinite (AdamW::step checks), throws haze::Error naming
+// the step before any parameter changes, so the last good state (and
+// checkpoint) stays good. Everything random comes from the Generator and the BatchOrder, whose
 // state a checkpoint saves: a resumed run repeats a straight run bit for bit.
 //
 // Model: forward(x, timesteps, labels, Generator*), backward(dy),
@@ -92,6 +93,10 @@ class Trainer {
       HAZE_REQUIRE(options_.num_classes == 0 || (label >= 0 && label < options_.num_classes), "Trainer: label ", label,
                    " outside [0, ", options_.num_classes, ")");
   }
+
+  // The trainer reads `data` at every step: it must outlive the trainer, so a
+  // temporary is refused at compile time.
+  Trainer(Model&, Schedule, const Dataset&&, TrainerOptions) = delete;
 
   StepReport step() {
     const auto start = std::chrono::steady_clock::now();
