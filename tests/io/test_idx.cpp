@@ -76,7 +76,8 @@ TEST_CASE("read_idx rejects malformed files, naming the file", "[io][idx]") {
   rejects(idx_bytes({3, 4}, 10), "truncated: the dimensions need 12 payload bytes, got 10");
   rejects(idx_bytes({3, 4}, 13), "1 trailing bytes after the 12-byte payload");
   rejects(idx_bytes({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, 3),
-          "dimensions need more bytes than the file holds");
+          "the dimensions multiply to more than 2^64 payload bytes (dimension 2 is 4294967295)");
+  rejects(idx_bytes({0xffffffff, 0xffffffff}, 3), "truncated: the dimensions need 18446744065119617025 payload bytes");
   std::vector<std::byte> short_header = idx_bytes({3, 4}, 0);
   short_header.resize(9);
   rejects(short_header, "9 bytes is too short for the 2 dimensions of the header (12 bytes)");

@@ -110,4 +110,16 @@ TEST_CASE("AdamW and Ema updates agree on Device and Cpu", "[parity][train]") {
   CHECK(haze::verify::compare<float>(ema_device.shadow(0).to_host(), ema_cpu.shadow(0).to_host(), 1e-6, 1e-6).ok());
   CHECK(haze::verify::compare<float>(adam_device.second_moment(0).to_host(), adam_cpu.second_moment(0).to_host(),
                                      1e-9, 1e-6).ok());
+
+  // An update that overflows float is refused on both, naming the same
+  // count, and writes nothing.
+  const auto before_cpu = pc.value.to_host(), before_device = pd.value.to_host();
+  const auto refusal = Catch::Matchers::Contains("AdamW::step: step 4 at learning rate 1e+39 would make 1000 of the "
+                                                 "1000 values of 'w' (or its moments) NaN or infinite");
+  CHECK_THROWS_WITH(adam_cpu.step(1e39), refusal);
+  CHECK_THROWS_WITH(adam_device.step(1e39), refusal);
+  CHECK(adam_cpu.steps_taken() == 3);
+  CHECK(adam_device.steps_taken() == 3);
+  CHECK(pc.value.to_host() == before_cpu);
+  CHECK(pd.value.to_host() == before_device);
 }

@@ -56,15 +56,35 @@ struct PngContext {
   std::vector<png_bytep> rows;
   png_uint_32 width = 0, height = 0;
   int channels = 0;
-  char message[256] = "cannot create libpng's structures (out of memory)";
+  char message[512] = "cannot create libpng's structures (out of memory)";
+  char warning[200] = "";  // the last warning, which may say why an error follows
+  char reason[256] = "";  // our own error, passed to png_error (which copies it into `message`)
 };
 
+// Bounds on what a crafted header can make decoding allocate. libpng's own
+// row buffers grow with the width (at most 8 bytes a pixel, so 8 MiB at the
+// widest); ancillary chunks (text, ICC profiles, possibly compressed) are
+// capped in size and number; the decoded image is checked before its rows
+// are allocated.
+inline constexpr png_uint_32 png_max_side = 1u << 20;
+inline constexpr size_t png_max_chunk_bytes = size_t{8} << 20;
+inline constexpr png_uint_32 png_max_ancillary_chunks = 1000;
+inline constexpr uint64_t png_max_decoded_bytes = uint64_t{1} << 28;  // 256 MiB, e.g. 8192x8192 RGBA
+
+// libpng's errors can be terse ("Invalid IHDR data") after a warning that
+// says why ("Image width exceeds user limit in IHDR"): report both.
 inline void png_on_error(png_structp png, png_const_charp message) {
   auto* context = static_cast<PngContext*>(png_get_error_ptr(png));
-  std::snprintf(context->message, sizeof context->message, "%s", message);
+  if (context->warning[0] != '\0')
+    std::snprintf(context->message, sizeof context->message, "%s (libpng warned: %s)", message, context->warning);
+  else
+    std::snprintf(context->message, sizeof context->message, "%s", message);
   png_longjmp(png, 1);
 }
-inline void png_on_warning(png_structp, png_const_charp) {}
+inline void png_on_warning(png_structp png, png_const_charp message) {
+  auto* context = static_cast<PngContext*>(png_get_error_ptr(png));
+  std::snprintf(context->warning, sizeof context->warning, "%s", message);
+}
 
 inline void png_on_write(png_structp png, png_bytep data, size_t length) {
   auto* context = static_cast<PngContext*>(png_get_io_ptr(png));
@@ -85,12 +105,23 @@ inline void png_on_read(png_structp png, png_bytep data, size_t length) {
   context->position += length;
 }
 
-// Sizes the decode buffers; false when memory runs out (no exception into libpng).
+// Sizes the decode buffers; false, with context.reason set, when the image
+// is over png_max_decoded_bytes or memory runs out (no exception into libpng).
 inline bool png_allocate_rows(PngContext& context, size_t row_bytes) {
+  const uint64_t total = uint64_t{row_bytes} * context.height;  // <= 2^22 * 2^20: no overflow
+  if (total > png_max_decoded_bytes) {
+    std::snprintf(context.reason, sizeof context.reason,
+                  "a %lux%lu image with %d channels decodes to %llu bytes, over the limit of %llu bytes",
+                  static_cast<unsigned long>(context.width), static_cast<unsigned long>(context.height),
+                  context.channels, static_cast<unsigned long long>(total),
+                  static_cast<unsigned long long>(png_max_decoded_bytes));
+    return false;
+  }
   try {
     context.pixels.resize(row_bytes * context.height);
     context.rows.resize(context.height);
   } catch (...) {
+    std::snprintf(context.reason, sizeof context.reason, "out of memory while decoding");
     return false;
   }
   for (size_t y = 0; y < context.height; ++y) context.rows[y] = context.pixels.data() + y * row_bytes;
@@ -136,6 +167,9 @@ inline bool png_decode(PngContext& context) {
     return false;
   }
   png_set_read_fn(png, &context, png_on_read);
+  png_set_user_limits(png, png_max_side, png_max_side);
+  png_set_chunk_malloc_max(png, png_max_chunk_bytes);
+  png_set_chunk_cache_max(png, png_max_ancillary_chunks);
   png_read_info(png, info);
   png_set_expand(png);
   png_set_strip_16(png);
@@ -144,7 +178,7 @@ inline bool png_decode(PngContext& context) {
   context.width = png_get_image_width(png, info);
   context.height = png_get_image_height(png, info);
   context.channels = png_get_channels(png, info);
-  if (!png_allocate_rows(context, png_get_rowbytes(png, info))) png_error(png, "out of memory while decoding");
+  if (!png_allocate_rows(context, png_get_rowbytes(png, info))) png_error(png, context.reason);
   png_read_image(png, context.rows.data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);

@@ -213,8 +213,12 @@ inline std::vector<std::byte> encode_safetensors(const Safetensors& file, std::s
   // in place; the header keeps insertion order.
   std::vector<const TensorRecord*> layout;
   for (const TensorRecord& t : file.tensors) layout.push_back(&t);
-  std::stable_sort(layout.begin(), layout.end(), [](const TensorRecord* a, const TensorRecord* b) {
-    return dtype_size(a->dtype) > dtype_size(b->dtype);
+  // (Pointers into one vector order as insertion does: std::sort with them
+  // as the tie-break is stable without std::stable_sort's temporary buffer,
+  // which libstdc++ 12 gets through a deprecated call clang warns about.)
+  std::sort(layout.begin(), layout.end(), [](const TensorRecord* a, const TensorRecord* b) {
+    const size_t wa = dtype_size(a->dtype), wb = dtype_size(b->dtype);
+    return wa != wb ? wa > wb : a < b;
   });
   std::map<const TensorRecord*, uint64_t> offsets;
   uint64_t offset = 0;
@@ -251,71 +255,89 @@ inline std::vector<std::byte> encode_safetensors(const Safetensors& file, std::s
   return bytes;
 }
 
+// A JSON value for an error message, cut short: a crafted header can hold
+// values of any size.
+inline std::string json_excerpt(const nlohmann::ordered_json& value) {
+  std::string text = value.dump();
+  if (text.size() > 80) text.replace(77, std::string::npos, "...");
+  return text;
+}
+
 // A non-negative JSON integer, or an error naming `what`.
 inline uint64_t json_offset(const nlohmann::ordered_json& value, std::string_view source, std::string_view tensor,
                             std::string_view what) {
   HAZE_REQUIRE(value.is_number_integer(), "safetensors '", source, "': tensor '", tensor, "': ", what, " is ",
-               value.dump(), ", not an integer");
+               json_excerpt(value), ", not an integer");
   HAZE_REQUIRE(value.is_number_unsigned(), "safetensors '", source, "': tensor '", tensor, "': ", what, " is ",
-               value.dump(), ", which is negative");
+               json_excerpt(value), ", which is negative");
   return value.get<uint64_t>();
 }
 
-}  // namespace detail
+// Real headers nest 3 levels ({name: {"shape": [...]}}). nlohmann's parser is
+// iterative, but copying, dumping and (before 3.11) destroying a value
+// recurse once per level, so a deeper header is refused while it is parsed,
+// before any of that runs on it.
+inline constexpr int safetensors_max_depth = 64;
 
-inline std::vector<std::byte> encode_safetensors(const Safetensors& file) {
-  return detail::encode_safetensors(file, file.source);
-}
-
-inline Safetensors decode_safetensors(std::span<const std::byte> bytes, std::string_view source) {
-  using json = nlohmann::ordered_json;
-  const auto src = source;
-  HAZE_REQUIRE(bytes.size() >= 8, "safetensors '", src, "': the file is ", bytes.size(),
+// The 8-byte length field, checked against the limit and the file size.
+inline uint64_t safetensors_header_length(std::span<const std::byte> length_field, uint64_t file_size,
+                                          std::string_view src) {
+  HAZE_REQUIRE(file_size >= 8, "safetensors '", src, "': the file is ", file_size,
                " bytes, shorter than its 8-byte header length");
   uint64_t header_length = 0;
-  std::memcpy(&header_length, bytes.data(), 8);
-  HAZE_REQUIRE(header_length <= detail::safetensors_max_header, "safetensors '", src, "': header length ",
-               header_length, " exceeds the limit of ", detail::safetensors_max_header, " bytes");
-  HAZE_REQUIRE(header_length <= bytes.size() - 8, "safetensors '", src, "': header length ", header_length,
-               " runs past the end of the file (", bytes.size() - 8, " bytes follow the length field)");
+  std::memcpy(&header_length, length_field.data(), 8);  // little-endian host (static_assert above)
+  HAZE_REQUIRE(header_length <= safetensors_max_header, "safetensors '", src, "': header length ", header_length,
+               " exceeds the limit of ", safetensors_max_header, " bytes");
+  HAZE_REQUIRE(header_length <= file_size - 8, "safetensors '", src, "': header length ", header_length,
+               " runs past the end of the file (", file_size - 8, " bytes follow the length field)");
+  return header_length;
+}
 
-  const char* text = reinterpret_cast<const char*>(bytes.data() + 8);
+// What a header describes: the tensors (their data still empty), where each
+// one's bytes lie in the data buffer, and the buffer's size, which the
+// tensors tile exactly.
+struct SafetensorsLayout {
+  Safetensors file;
+  std::vector<std::pair<uint64_t, uint64_t>> extents;  // [begin, end) of file.tensors[i]
+  uint64_t data_size = 0;
+};
+
+inline SafetensorsLayout parse_safetensors_header(std::string_view text, std::string_view src) {
+  using json = nlohmann::ordered_json;
   // Duplicate tensor names would silently collapse to one in the parsed
   // object; catch them while parsing (depth 1 = keys of the top-level object).
+  // `depth` counts the containers around an object or array that starts.
   std::unordered_set<std::string> top_level_keys;
-  const json::parser_callback_t reject_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
+  const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
     if (event == json::parse_event_t::key && depth == 1) {
       const std::string& key = parsed.get_ref<const std::string&>();
       HAZE_REQUIRE(top_level_keys.insert(key).second, "safetensors '", src, "': the header names '", key, "' twice");
+    }
+    if (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) {
+      HAZE_REQUIRE(depth < safetensors_max_depth, "safetensors '", src, "': the JSON header nests deeper than ",
+                   safetensors_max_depth, " levels (a value at level ", depth + 1, ")");
     }
     return true;
   };
   json header;
   try {
-    header = json::parse(text, text + header_length, reject_duplicates);
-  } catch (const json::parse_error& e) {
-    HAZE_REQUIRE(false, "safetensors '", src, "': the ", header_length, "-byte header is not valid JSON: ", e.what());
+    header = json::parse(text.begin(), text.end(), check);
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double's range
+    HAZE_FAIL("safetensors '", src, "': the ", text.size(), "-byte header is not valid JSON: ", e.what());
   }
   HAZE_REQUIRE(header.is_object(), "safetensors '", src, "': the header is a JSON ", header.type_name(),
                ", not an object");
 
-  const std::span<const std::byte> buffer = bytes.subspan(8 + header_length);
-  Safetensors file;
-  file.source = std::string(source);
-  struct Extent {
-    uint64_t begin, end;
-    size_t index;
-  };
-  std::vector<Extent> extents;
-
+  SafetensorsLayout layout;
+  layout.file.source = std::string(src);
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       HAZE_REQUIRE(entry.is_object(), "safetensors '", src, "': __metadata__ is a JSON ", entry.type_name(),
                    ", not an object of strings");
       for (const auto& [key, value] : entry.items()) {
-        HAZE_REQUIRE(value.is_string(), "safetensors '", src, "': __metadata__ entry '", key, "' is ", value.dump(),
-                     ", not a string");
-        file.metadata[key] = value.get<std::string>();
+        HAZE_REQUIRE(value.is_string(), "safetensors '", src, "': __metadata__ entry '", key, "' is ",
+                     json_excerpt(value), ", not a string");
+        layout.file.metadata[key] = value.get<std::string>();
       }
       continue;
     }
@@ -325,20 +347,20 @@ inline Safetensors decode_safetensors(std::span<const std::byte> bytes, std::str
       HAZE_REQUIRE(entry.contains(field), "safetensors '", src, "': tensor '", name, "': missing \"", field, "\"");
 
     const json& dtype_json = entry["dtype"];
-    HAZE_REQUIRE(dtype_json.is_string(), "safetensors '", src, "': tensor '", name, "': dtype is ", dtype_json.dump(),
-                 ", not a string");
+    HAZE_REQUIRE(dtype_json.is_string(), "safetensors '", src, "': tensor '", name, "': dtype is ",
+                 json_excerpt(dtype_json), ", not a string");
     const std::string& dtype_text = dtype_json.get_ref<const std::string&>();
     const std::optional<DType> dtype = dtype_from_name(dtype_text);
     HAZE_REQUIRE(dtype.has_value(), "safetensors '", src, "': tensor '", name, "': unsupported dtype '", dtype_text,
                  "' (haze reads F32, F64, I64, I32, U8)");
 
     const json& shape_json = entry["shape"];
-    HAZE_REQUIRE(shape_json.is_array(), "safetensors '", src, "': tensor '", name, "': shape is ", shape_json.dump(),
-                 ", not an array");
+    HAZE_REQUIRE(shape_json.is_array(), "safetensors '", src, "': tensor '", name, "': shape is ",
+                 json_excerpt(shape_json), ", not an array");
     std::vector<int64_t> shape;
     for (size_t i = 0; i < shape_json.size(); ++i) {
       const std::string what = "shape[" + std::to_string(i) + "]";
-      const uint64_t d = detail::json_offset(shape_json[i], src, name, what);
+      const uint64_t d = json_offset(shape_json[i], src, name, what);
       HAZE_REQUIRE(d <= uint64_t(INT64_MAX), "safetensors '", src, "': tensor '", name, "': ", what, " = ", d,
                    " is too large");
       shape.push_back(static_cast<int64_t>(d));
@@ -346,48 +368,70 @@ inline Safetensors decode_safetensors(std::span<const std::byte> bytes, std::str
 
     const json& offsets_json = entry["data_offsets"];
     HAZE_REQUIRE(offsets_json.is_array() && offsets_json.size() == 2, "safetensors '", src, "': tensor '", name,
-                 "': data_offsets is ", offsets_json.dump(), ", not [begin, end]");
-    const uint64_t begin = detail::json_offset(offsets_json[0], src, name, "data_offsets[0]");
-    const uint64_t end = detail::json_offset(offsets_json[1], src, name, "data_offsets[1]");
+                 "': data_offsets is ", json_excerpt(offsets_json), ", not [begin, end]");
+    const uint64_t begin = json_offset(offsets_json[0], src, name, "data_offsets[0]");
+    const uint64_t end = json_offset(offsets_json[1], src, name, "data_offsets[1]");
     HAZE_REQUIRE(begin <= end, "safetensors '", src, "': tensor '", name, "': data_offsets [", begin, ", ", end,
                  "] has begin > end");
-    HAZE_REQUIRE(end <= buffer.size(), "safetensors '", src, "': tensor '", name, "': data_offsets [", begin, ", ", end,
-                 "] run past the ", buffer.size(), "-byte data buffer (which starts at file offset ", 8 + header_length,
-                 ")");
-    const std::optional<int64_t> numel = detail::checked_numel(shape);
+    const std::optional<int64_t> numel = checked_numel(shape);
     uint64_t expected = 0;
     HAZE_REQUIRE(numel && !__builtin_mul_overflow(static_cast<uint64_t>(*numel), dtype_size(*dtype), &expected),
-                 "safetensors '", src, "': tensor '", name, "': shape ", detail::shape_text(shape),
-                 " has too many elements");
+                 "safetensors '", src, "': tensor '", name, "': shape ", shape_text(shape), " has too many elements");
     HAZE_REQUIRE(end - begin == expected, "safetensors '", src, "': tensor '", name, "': data_offsets [", begin, ", ",
-                 end, "] span ", end - begin, " bytes but ", dtype_name(*dtype), " ", detail::shape_text(shape),
-                 " needs ", expected);
-
-    TensorRecord record{name, *dtype, std::move(shape), {}};
-    record.data.assign(buffer.begin() + static_cast<std::ptrdiff_t>(begin),
-                       buffer.begin() + static_cast<std::ptrdiff_t>(end));
-    extents.push_back({begin, end, file.tensors.size()});
-    file.tensors.push_back(std::move(record));
+                 end, "] span ", end - begin, " bytes but ", dtype_name(*dtype), " ", shape_text(shape), " needs ",
+                 expected);
+    layout.file.tensors.push_back(TensorRecord{name, *dtype, std::move(shape), {}});
+    layout.extents.emplace_back(begin, end);
   }
 
   // The tensors must tile the buffer: sorted by offset, each starts where the
-  // previous one ended, and the last ends at the end of the file.
-  std::sort(extents.begin(), extents.end(),
-            [](const Extent& a, const Extent& b) { return std::pair(a.begin, a.end) < std::pair(b.begin, b.end); });
-  uint64_t cursor = 0;
+  // previous one ended; the last one's end is the buffer's size.
+  std::vector<size_t> order(layout.extents.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return layout.extents[a] < layout.extents[b]; });
   const TensorRecord* previous = nullptr;
-  for (const Extent& e : extents) {
-    const TensorRecord& t = file.tensors[e.index];
-    HAZE_REQUIRE(e.begin >= cursor, "safetensors '", src, "': tensor '", t.name, "' at data bytes [", e.begin, ", ",
-                 e.end, ") overlaps tensor '", previous ? previous->name : "", "' which ends at ", cursor);
-    HAZE_REQUIRE(e.begin == cursor, "safetensors '", src, "': data bytes [", cursor, ", ", e.begin,
+  for (size_t i : order) {
+    const auto [begin, end] = layout.extents[i];
+    const TensorRecord& t = layout.file.tensors[i];
+    const uint64_t cursor = layout.data_size;
+    HAZE_REQUIRE(begin >= cursor, "safetensors '", src, "': tensor '", t.name, "' at data bytes [", begin, ", ", end,
+                 ") overlaps tensor '", previous ? previous->name : "", "' which ends at ", cursor);
+    HAZE_REQUIRE(begin == cursor, "safetensors '", src, "': data bytes [", cursor, ", ", begin,
                  ") belong to no tensor (a gap before tensor '", t.name, "')");
-    cursor = e.end;
+    layout.data_size = end;
     previous = &t;
   }
-  HAZE_REQUIRE(cursor == buffer.size(), "safetensors '", src, "': data bytes [", cursor, ", ", buffer.size(),
-               ") at the end of the file belong to no tensor");
-  return file;
+  return layout;
+}
+
+// The data buffer must be exactly as large as the header's tensors need.
+inline void check_safetensors_data_size(const SafetensorsLayout& layout, uint64_t buffer_size, uint64_t header_length,
+                                        std::string_view src) {
+  HAZE_REQUIRE(buffer_size == layout.data_size, "safetensors '", src, "': the header's tensors cover ",
+               layout.data_size, " data bytes but the file holds ", buffer_size,
+               " bytes after the header (from file offset ", 8 + header_length, ")");
+}
+
+}  // namespace detail
+
+inline std::vector<std::byte> encode_safetensors(const Safetensors& file) {
+  return detail::encode_safetensors(file, file.source);
+}
+
+inline Safetensors decode_safetensors(std::span<const std::byte> bytes, std::string_view source) {
+  const uint64_t header_length = detail::safetensors_header_length(bytes.first(std::min<size_t>(bytes.size(), 8)),
+                                                                   bytes.size(), source);
+  const std::span<const std::byte> header = bytes.subspan(8, header_length);
+  detail::SafetensorsLayout layout = detail::parse_safetensors_header(
+      std::string_view(reinterpret_cast<const char*>(header.data()), header.size()), source);
+  const std::span<const std::byte> buffer = bytes.subspan(8 + header_length);
+  detail::check_safetensors_data_size(layout, buffer.size(), header_length, source);
+  for (size_t i = 0; i < layout.extents.size(); ++i) {
+    const auto [begin, end] = layout.extents[i];
+    layout.file.tensors[i].data.assign(buffer.begin() + static_cast<std::ptrdiff_t>(begin),
+                                       buffer.begin() + static_cast<std::ptrdiff_t>(end));
+  }
+  return std::move(layout.file);
 }
 
 // Writes atomically: a crash mid-save leaves the previous checkpoint intact.
@@ -395,9 +439,26 @@ inline void save_safetensors(const std::filesystem::path& path, const Safetensor
   write_file_atomically(path, detail::encode_safetensors(file, path.string()));
 }
 
+// Reads the length and the header first, then only the data the header
+// describes, once the file's size matches it: a corrupt or sparse file of any
+// size costs no more memory than its header.
 inline Safetensors load_safetensors(const std::filesystem::path& path) {
-  const std::vector<std::byte> bytes = read_file(path);
-  return decode_safetensors(bytes, path.string());
+  const std::string src = path.string();
+  const InputFile input(path, "load_safetensors");
+  std::byte length_field[8] = {};
+  input.read_at(0, std::span(length_field, std::min<uint64_t>(input.size(), 8)));
+  const uint64_t header_length = detail::safetensors_header_length(length_field, input.size(), src);
+  std::string header(header_length, '\0');
+  input.read_at(8, std::as_writable_bytes(std::span(header)));
+  detail::SafetensorsLayout layout = detail::parse_safetensors_header(header, src);
+  detail::check_safetensors_data_size(layout, input.size() - 8 - header_length, header_length, src);
+  for (size_t i = 0; i < layout.extents.size(); ++i) {
+    const auto [begin, end] = layout.extents[i];
+    std::vector<std::byte>& data = layout.file.tensors[i].data;
+    data.resize(end - begin);
+    input.read_at(8 + header_length + begin, data);
+  }
+  return std::move(layout.file);
 }
 
 }  // namespace haze::io
