@@ -4,6 +4,7 @@
 // scaled from 0..255 to [-1, 1], labels 0..9.
 
 #include <haze/io/idx.hpp>
+#include <haze/io/safetensors.hpp>
 #include <haze/train/dataset.hpp>
 
 #include <array>
@@ -32,11 +33,12 @@ inline haze::train::Dataset load(const std::filesystem::path& dir, const std::st
   const auto labels_path = split_file(dir, split, "labels-idx1");
   const haze::io::IdxArray images = haze::io::read_idx(images_path);
   const haze::io::IdxArray labels = haze::io::read_idx(labels_path);
+  using haze::io::detail::shape_text;
   HAZE_REQUIRE(images.dims.size() == 3 && images.dims[1] == 28 && images.dims[2] == 28, images_path.string(),
-               ": expected images [N, 28, 28], got ", images.dims.size(), " dimensions");
-  HAZE_REQUIRE(labels.dims.size() == 1 && labels.dims[0] == images.dims[0], labels_path.string(), ": ",
-               labels.dims.empty() ? 0 : labels.dims[0], " labels for ", images.dims[0], " images in ",
-               images_path.string());
+               ": expected images [N, 28, 28], got ", shape_text(images.dims));
+  HAZE_REQUIRE(labels.dims.size() == 1 && labels.dims[0] == images.dims[0], labels_path.string(),
+               ": expected labels [", images.dims[0], "], one per image in ", images_path.string(), ", got ",
+               shape_text(labels.dims));
   const int64_t n = limit > 0 ? std::min(limit, images.dims[0]) : images.dims[0];
   haze::train::Dataset data;
   data.item_shape = {1, image_size, image_size};

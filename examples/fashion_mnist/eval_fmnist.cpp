@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
   app.add_option("--classifier", f.classifier, "classifier from haze-train-classifier")->capture_default_str();
   app.add_option("--data", f.data, "folder with the Fashion-MNIST IDX files")->capture_default_str();
   app.add_option("--out", f.out, "scores as JSON")->capture_default_str();
-  if (const auto code = examples::parse(app, argc, argv)) return *code;
-  return examples::run_reporting_errors("haze-eval", [&] { return evaluate(f); });
+  return examples::run_reporting_errors(app, argc, argv, [&] {
+    examples::require_writable({{"--out", f.out}});
+    return evaluate(f);
+  });
 }

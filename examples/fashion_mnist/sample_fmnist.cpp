@@ -23,7 +23,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace haze;
 
 struct Flags {
@@ -69,7 +68,6 @@ int sample_images(const Flags& f, const io::Safetensors& file, const nn::UNetCon
   progress.finish();
 
   const int64_t columns = f.label >= 0 || classes == 0 ? int64_t(std::ceil(std::sqrt(double(f.n)))) : std::max<int64_t>(1, f.n / classes);
-  if (fs::path(f.out).has_parent_path()) fs::create_directories(fs::path(f.out).parent_path());
   io::write_png(f.out, io::image_grid(images, f.n, config.in_channels, fashion_mnist::image_size,
                                       fashion_mnist::image_size, columns));
   std::fprintf(stderr, "wrote %s (%lld samples, %s, %d steps, guidance %g)\n", f.out.c_str(), (long long)f.n,
@@ -93,23 +91,34 @@ int sample_images(const Flags& f, const io::Safetensors& file, const nn::UNetCon
 int main(int argc, char** argv) {
   Flags f;
   CLI::App app{"Sample images from a haze Fashion-MNIST checkpoint", "haze-sample"};
+  using examples::at_least;
   app.add_option("--checkpoint", f.checkpoint, "checkpoint written by haze-train-fmnist")->capture_default_str();
-  app.add_option("--sampler", f.sampler, "ddpm, ddim, euler, euler_a, heun, dpmpp2m or sde")->capture_default_str();
+  app.add_option("--sampler", f.sampler, "ddpm, ddim, euler, euler_a, heun, dpmpp2m or sde")
+      ->capture_default_str()
+      ->check(examples::known(examples::require_sampler));
   app.add_option("--steps", f.steps, "sampling steps (0: every training timestep, where allowed)")
-      ->capture_default_str();
-  app.add_option("--guidance", f.guidance, "classifier-free guidance scale (1: none)")->capture_default_str();
-  app.add_option("--seed", f.seed, "seed of the starting noise and any sampler noise")->capture_default_str();
-  app.add_option("--n", f.n, "number of samples")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--batch", f.batch, "samples per network call")->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(at_least(0));
+  app.add_option("--guidance", f.guidance, "classifier-free guidance scale (1: none)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  app.add_option("--seed", f.seed, "seed of the starting noise and any sampler noise")
+      ->capture_default_str()
+      ->check(at_least(0));
+  app.add_option("--n", f.n, "number of samples")->capture_default_str()->check(at_least(1));
+  app.add_option("--batch", f.batch, "samples per network call")->capture_default_str()->check(at_least(1));
   app.add_option("--class", f.label, "sample only this class (default: every class, one row each)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_option("--out", f.out, "PNG grid")->capture_default_str();
   app.add_option("--samples", f.samples, "also write the raw samples and labels as safetensors");
   app.add_flag("--raw-weights", f.raw_weights, "use the raw weights instead of the EMA");
   app.add_flag("--no-clip", f.no_clip, "do not clamp each step's x0 estimate to [-1, 1]");
-  app.add_option("--backend", f.backend, "cpu, or device in the _cuda build")->capture_default_str();
-  if (const auto code = examples::parse(app, argc, argv)) return *code;
-  return examples::run_reporting_errors("haze-sample", [&] {
+  app.add_option("--backend", f.backend, "cpu, or device in a build with a device system")
+      ->capture_default_str()
+      ->check(examples::known(examples::require_backend));
+  return examples::run_reporting_errors(app, argc, argv, [&] {
+    examples::require_writable({{"--out", f.out}});
+    if (!f.samples.empty()) examples::require_writable({{"--samples", f.samples}});
     const io::Safetensors file = io::load_safetensors(f.checkpoint);
     // Checked against the file's tensors before the model is built.
     const nn::UNetConfig config = io::read_unet_config<float>(file, {f.raw_weights ? "" : "ema."});

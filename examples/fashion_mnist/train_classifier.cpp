@@ -36,6 +36,8 @@ int train_classifier(const Flags& f) {
   const auto params = nn::parameters_of(model);
   train::AdamW<float, B> adamw(params, {.weight_decay = 1e-4});
   const int64_t steps_per_epoch = train_set.count() / f.batch, steps = steps_per_epoch * f.epochs;
+  HAZE_REQUIRE(steps_per_epoch > 0, "--batch ", f.batch, " is larger than the ", train_set.count(),
+               " training images");
   const train::LrSchedule lr{.peak = f.lr, .warmup_steps = std::min<int64_t>(100, steps / 10),
                              .decay = train::LrSchedule::Decay::Cosine, .total_steps = steps, .final_ratio = 0.02};
   lr.validate();
@@ -68,11 +70,16 @@ int main(int argc, char** argv) {
   CLI::App app{"Train the Fashion-MNIST classifier that scores samples (haze)", "haze-train-classifier"};
   app.add_option("--data", f.data, "folder with the Fashion-MNIST IDX files")->capture_default_str();
   app.add_option("--out", f.out, "where to write the classifier (safetensors)")->capture_default_str();
-  app.add_option("--epochs", f.epochs, "passes over the training set")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--batch", f.batch, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--lr", f.lr, "peak learning rate (AdamW, cosine decay)")->capture_default_str();
-  app.add_option("--limit", f.limit, "use only the first N training images; 0: all");
-  app.add_option("--seed", f.seed, "seed")->capture_default_str();
-  if (const auto code = examples::parse(app, argc, argv)) return *code;
-  return examples::run_reporting_errors("haze-train-classifier", [&] { return train_classifier(f); });
+  using examples::at_least;
+  app.add_option("--epochs", f.epochs, "passes over the training set")->capture_default_str()->check(at_least(1));
+  app.add_option("--batch", f.batch, "batch size")->capture_default_str()->check(at_least(1));
+  app.add_option("--lr", f.lr, "peak learning rate (AdamW, cosine decay)")
+      ->capture_default_str()
+      ->check(examples::positive());
+  app.add_option("--limit", f.limit, "use only the first N training images; 0: all")->check(at_least(0));
+  app.add_option("--seed", f.seed, "seed")->capture_default_str()->check(at_least(0));
+  return examples::run_reporting_errors(app, argc, argv, [&] {
+    examples::require_writable({{"--out", f.out}});
+    return train_classifier(f);
+  });
 }

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "../common/cli.hpp"
@@ -34,8 +35,10 @@ using namespace haze;
 struct Flags {
   std::string data = fashion_mnist::default_data_dir;
   std::string preset = "demo";
-  int64_t steps = 0, batch = 0, warmup = -1, limit = 0, checkpoint_every = 500;
-  double lr = 0, minutes = 0, min_snr = 5, label_dropout = 0.1, ema_decay = 0.9995, clip = 1.0;
+  std::optional<int64_t> steps, batch, warmup;  // unset: the preset's
+  std::optional<double> lr;
+  int64_t limit = 0, checkpoint_every = 500;
+  double minutes = 0, min_snr = 5, label_dropout = 0.1, ema_decay = 0.9995, clip = 1.0;
   int accumulation = 1;
   std::string schedule = "linear", prediction = "epsilon", decay = "cosine", backend = "cpu";
   int timesteps = 1000;
@@ -89,17 +92,11 @@ int train(const Flags& f) {
     preset.model = io::read_unet_config<float>(*resume_from, {"", "ema.", "adamw.m.", "adamw.v."});
     schedule = io::schedule_from_json(io::required_metadata(*resume_from, "haze.schedule.json"), f.checkpoint);
   }
-  const int64_t steps = f.steps > 0 ? f.steps : preset.steps;
-  const int64_t warmup = f.warmup >= 0 ? f.warmup : preset.warmup;
-
-  std::fprintf(stderr, "loading Fashion-MNIST from %s\n", f.data.c_str());
-  const train::Dataset data = fashion_mnist::load(f.data, "train", f.limit);
-  Model model(preset.model);
-  nn::init_parameters(model, f.seed);
-  train::TrainerOptions options{
-      .batch_size = f.batch > 0 ? f.batch : preset.batch,
+  const int64_t steps = f.steps.value_or(preset.steps);
+  const train::TrainerOptions options{
+      .batch_size = f.batch.value_or(preset.batch),
       .accumulation = f.accumulation,
-      .lr = {.peak = f.lr > 0 ? f.lr : preset.lr, .warmup_steps = warmup,
+      .lr = {.peak = f.lr.value_or(preset.lr), .warmup_steps = f.warmup.value_or(preset.warmup),
              .decay = train::LrSchedule::decay_by_name(f.decay), .total_steps = steps, .final_ratio = 0.05},
       .adamw = {.weight_decay = 0.01},
       .ema_decay = f.ema_decay,
@@ -108,6 +105,12 @@ int train(const Flags& f) {
       .num_classes = fashion_mnist::classes,
       .label_dropout = f.label_dropout,
       .seed = f.seed};
+  options.validate();  // flags that clash (a warm-up as long as the run) fail before the data loads
+
+  std::fprintf(stderr, "loading Fashion-MNIST from %s\n", f.data.c_str());
+  const train::Dataset data = fashion_mnist::load(f.data, "train", f.limit);
+  Model model(preset.model);
+  nn::init_parameters(model, f.seed);
   train::Trainer<Model, P> trainer(model, schedule, data, options);
   if (resume_from) {
     io::load_checkpoint(*resume_from, trainer, model_json);
@@ -119,8 +122,6 @@ int train(const Flags& f) {
                model_json.c_str(), parameter_count, schedule.description().c_str(), std::string(P::name).c_str(),
                (long long)data.count(), (long long)options.batch_size, options.accumulation);
 
-  if (fs::path(f.checkpoint).has_parent_path()) fs::create_directories(fs::path(f.checkpoint).parent_path());
-  if (fs::path(f.log).has_parent_path()) fs::create_directories(fs::path(f.log).parent_path());
   io::CsvLog log(f.log, {"step", "loss", "grad_norm", "lr", "seconds", "images_per_second"}, f.resume);
   const std::map<std::string, std::string> extra = {{"haze.dataset", "fashion-mnist"},
                                                     {"haze.preset", f.preset}};
@@ -144,11 +145,9 @@ int train(const Flags& f) {
       if (examples::stop_requested) { stopped_by = "interrupted"; break; }
       if (f.minutes > 0 && elapsed_minutes() >= f.minutes) { stopped_by = "time budget reached"; break; }
     }
-  } catch (const Error& e) {
-    progress.finish();
-    std::fprintf(stderr, "haze-train-fmnist: %s\nthe last good checkpoint, if any, is unchanged: %s\n", e.what(),
-                 f.checkpoint.c_str());
-    return 1;
+  } catch (const std::exception& e) {
+    progress.finish();  // ends the bar's line before the message
+    throw Error(std::string(e.what()) + "; the last good checkpoint, if any, is unchanged: " + f.checkpoint);
   }
   progress.finish();
   save();
@@ -164,36 +163,57 @@ int train(const Flags& f) {
 int main(int argc, char** argv) {
   Flags f;
   CLI::App app{"Train a class-conditional diffusion UNet on Fashion-MNIST (haze)", "haze-train-fmnist"};
+  using examples::at_least, examples::in_range, examples::known;
   app.add_option("--data", f.data, "folder with the Fashion-MNIST IDX files")->capture_default_str();
-  app.add_option("--preset", f.preset, "model and training preset: demo or full")->capture_default_str();
-  app.add_option("--steps", f.steps, "optimizer steps (default: the preset's)");
-  app.add_option("--minutes", f.minutes, "stop (and save) after this much wall time; 0: no limit");
-  app.add_option("--batch", f.batch, "batch size (default: the preset's)");
-  app.add_option("--accumulation", f.accumulation, "micro-batches per optimizer step")->capture_default_str();
-  app.add_option("--lr", f.lr, "peak learning rate (default: the preset's)");
-  app.add_option("--warmup", f.warmup, "learning-rate warm-up steps (default: the preset's)");
-  app.add_option("--decay", f.decay, "learning-rate decay: cosine or constant")->capture_default_str();
+  app.add_option("--preset", f.preset, "model and training preset: demo or full")
+      ->capture_default_str()
+      ->check(known(fashion_mnist::preset));
+  app.add_option("--steps", f.steps, "optimizer steps (default: the preset's)")->check(at_least(1));
+  app.add_option("--minutes", f.minutes, "stop (and save) after this much wall time; 0: no limit")
+      ->check(at_least(0));
+  app.add_option("--batch", f.batch, "batch size (default: the preset's)")->check(at_least(1));
+  app.add_option("--accumulation", f.accumulation, "micro-batches per optimizer step")
+      ->capture_default_str()
+      ->check(at_least(1));
+  app.add_option("--lr", f.lr, "peak learning rate (default: the preset's)")->check(examples::positive());
+  app.add_option("--warmup", f.warmup, "learning-rate warm-up steps (default: the preset's)")->check(at_least(0));
+  app.add_option("--decay", f.decay, "learning-rate decay: cosine or constant")
+      ->capture_default_str()
+      ->check(known(train::LrSchedule::decay_by_name));
   app.add_option("--schedule", f.schedule, "noise schedule: linear, scaled_linear, cosine, sigmoid, sigmoid_beta")
-      ->capture_default_str();
-  app.add_option("--timesteps", f.timesteps, "diffusion steps T")->capture_default_str();
-  app.add_option("--prediction", f.prediction, "epsilon, sample or velocity")->capture_default_str();
-  app.add_option("--min-snr", f.min_snr, "Min-SNR-gamma loss weight; 0: off")->capture_default_str();
+      ->capture_default_str()
+      ->check(known([](const std::string& kind) { (void)Schedule::make(kind, 1000); }));
+  app.add_option("--timesteps", f.timesteps, "diffusion steps T")
+      ->capture_default_str()
+      ->check(in_range(1, Schedule::max_steps));
+  app.add_option("--prediction", f.prediction, "epsilon, sample or velocity")
+      ->capture_default_str()
+      ->check(known([](const std::string& name) { sample::with_prediction(name, [](auto) {}); }));
+  app.add_option("--min-snr", f.min_snr, "Min-SNR-gamma loss weight; 0: off")
+      ->capture_default_str()
+      ->check(at_least(0));
   app.add_option("--label-dropout", f.label_dropout, "probability of the null class (for guidance)")
-      ->capture_default_str();
-  app.add_option("--ema-decay", f.ema_decay, "largest EMA decay")->capture_default_str();
-  app.add_option("--clip", f.clip, "global gradient-norm cap; 0: off")->capture_default_str();
-  app.add_option("--limit", f.limit, "use only the first N training images; 0: all");
+      ->capture_default_str()
+      ->check(in_range(0, 1));
+  app.add_option("--ema-decay", f.ema_decay, "largest EMA decay")->capture_default_str()->check(in_range(0, 1));
+  app.add_option("--clip", f.clip, "global gradient-norm cap; 0: off")->capture_default_str()->check(at_least(0));
+  app.add_option("--limit", f.limit, "use only the first N training images; 0: all")->check(at_least(0));
   app.add_option("--checkpoint", f.checkpoint, "checkpoint file (written atomically)")->capture_default_str();
   app.add_option("--checkpoint-every", f.checkpoint_every, "save every N steps; 0: only at the end")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(at_least(0));
   app.add_flag("--resume", f.resume, "continue from --checkpoint (its model and schedule)");
   app.add_option("--log", f.log, "CSV training log")->capture_default_str();
   app.add_option("--loss-png", f.loss_png, "loss curve picture")->capture_default_str();
-  app.add_option("--seed", f.seed, "seed of the initialisation and all training randomness")->capture_default_str();
-  app.add_option("--backend", f.backend, "cpu, or device in the _cuda build")->capture_default_str();
-  if (const auto code = examples::parse(app, argc, argv)) return *code;
-  examples::install_stop_handler();  // from here on Ctrl-C means: finish the step, save, exit
-  return examples::run_reporting_errors("haze-train-fmnist", [&] {
+  app.add_option("--seed", f.seed, "seed of the initialisation and all training randomness")
+      ->capture_default_str()
+      ->check(at_least(0));
+  app.add_option("--backend", f.backend, "cpu, or device in a build with a device system")
+      ->capture_default_str()
+      ->check(known(examples::require_backend));
+  return examples::run_reporting_errors(app, argc, argv, [&] {
+    examples::require_writable({{"--checkpoint", f.checkpoint}, {"--log", f.log}, {"--loss-png", f.loss_png}});
+    examples::install_stop_handler();  // from here on Ctrl-C means: finish the step, save, exit
     return examples::with_backend(f.backend, [&]<class B>() {
       return sample::with_prediction(f.prediction, [&]<class P>(P) { return train<B, P>(f); });
     });

@@ -13,6 +13,7 @@
 #include <haze/sample/by_name.hpp>
 #include <haze/train/trainer.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 #include "../common/cli.hpp"
@@ -42,7 +43,10 @@ int run(const Flags& f) {
   train::Trainer<Model, predict::Epsilon> trainer(
       model, schedule, data,
       {.batch_size = f.batch,
-       .lr = {.peak = f.lr, .warmup_steps = 100, .decay = train::LrSchedule::Decay::Cosine, .total_steps = f.steps},
+       .lr = {.peak = f.lr,
+              .warmup_steps = std::min<int64_t>(100, f.steps / 10),  // shorter than any run
+              .decay = train::LrSchedule::Decay::Cosine,
+              .total_steps = f.steps},
        .ema_decay = 0.999,
        .seed = f.seed});
   io::Progress progress(f.steps);
@@ -79,9 +83,7 @@ int run(const Flags& f) {
   for (size_t i = 0; i + 1 < fresh.size(); i += 2) real_points.x.push_back(fresh[i]), real_points.y.push_back(fresh[i + 1]);
   for (size_t i = 0; i + 1 < generated.size(); i += 2)
     sample_points.x.push_back(generated[i]), sample_points.y.push_back(generated[i + 1]);
-  const std::filesystem::path path(f.out);
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  io::write_png(path, io::scatter_plot({real_points, sample_points},
+  io::write_png(f.out, io::scatter_plot({real_points, sample_points},
                                        {.width = 600, .height = 600, .x_range = std::pair{-3.0, 3.0},
                                         .y_range = std::pair{-3.0, 3.0}}));
   std::fprintf(stderr, "wrote %s (gray: data, red: samples)\n", f.out.c_str());
@@ -93,18 +95,27 @@ int run(const Flags& f) {
 int main(int argc, char** argv) {
   Flags f;
   CLI::App app{"Diffusion on 2-D toy data with an MLP denoiser (haze)", "haze-toy2d"};
-  app.add_option("--data", f.data, "moons, gaussians or swissroll")->capture_default_str();
-  app.add_option("--steps", f.steps, "optimizer steps at most")->capture_default_str();
-  app.add_option("--seconds", f.seconds, "training time budget")->capture_default_str();
-  app.add_option("--batch", f.batch, "batch size")->capture_default_str();
-  app.add_option("--lr", f.lr, "peak learning rate")->capture_default_str();
-  app.add_option("--width", f.width, "MLP width")->capture_default_str();
-  app.add_option("--depth", f.depth, "residual blocks")->capture_default_str();
-  app.add_option("--sampler", f.sampler, "ddpm, ddim, euler, euler_a, heun, dpmpp2m or sde")->capture_default_str();
-  app.add_option("--sample-steps", f.sample_steps, "sampling steps")->capture_default_str();
-  app.add_option("--samples", f.samples, "points to sample and score")->capture_default_str();
+  using examples::at_least;
+  app.add_option("--data", f.data, "moons, gaussians or swissroll")
+      ->capture_default_str()
+      ->check(examples::known([](const std::string& name) { toy2d::sample_points(name, 1, 0); }));
+  app.add_option("--steps", f.steps, "optimizer steps at most")->capture_default_str()->check(at_least(1));
+  app.add_option("--seconds", f.seconds, "training time budget")->capture_default_str()->check(examples::positive());
+  app.add_option("--batch", f.batch, "batch size")->capture_default_str()->check(at_least(1));
+  app.add_option("--lr", f.lr, "peak learning rate")->capture_default_str()->check(examples::positive());
+  app.add_option("--width", f.width, "MLP width")->capture_default_str()->check(at_least(1));
+  app.add_option("--depth", f.depth, "residual blocks")->capture_default_str()->check(at_least(1));
+  app.add_option("--sampler", f.sampler, "ddpm, ddim, euler, euler_a, heun, dpmpp2m or sde")
+      ->capture_default_str()
+      ->check(examples::known(examples::require_sampler));
+  app.add_option("--sample-steps", f.sample_steps, "sampling steps (0: every training timestep, where allowed)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  app.add_option("--samples", f.samples, "points to sample and score")->capture_default_str()->check(at_least(1));
   app.add_option("--out", f.out, "scatter plot PNG")->capture_default_str();
-  app.add_option("--seed", f.seed, "seed")->capture_default_str();
-  if (const auto code = examples::parse(app, argc, argv)) return *code;
-  return examples::run_reporting_errors("haze-toy2d", [&] { return run(f); });
+  app.add_option("--seed", f.seed, "seed")->capture_default_str()->check(at_least(0));
+  return examples::run_reporting_errors(app, argc, argv, [&] {
+    examples::require_writable({{"--out", f.out}});
+    return run(f);
+  });
 }

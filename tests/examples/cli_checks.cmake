@@ -1,16 +1,19 @@
 # The example programs end to end on tiny runs, and their bad-input paths:
-# unknown flags (usage, exit 2), a missing dataset, a truncated checkpoint, a
-# NaN loss (exit 1, checkpoint unchanged), resuming, sampling, scoring.
+# bad flags and values (usage, exit 2), unwritable outputs, malformed data, a
+# missing dataset, a truncated checkpoint, a NaN loss (exit 1, checkpoint
+# unchanged), resuming, sampling, scoring.
 # Run by ctest: cmake -DBIN=<examples dir> -DWORK=<scratch dir> -P cli_checks.cmake
 cmake_minimum_required(VERSION 3.25)
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 set(ckpt ${WORK}/model.safetensors)
-set(tiny_run --limit 64 --batch 8 --warmup 0 --checkpoint ${ckpt} --log ${WORK}/train.csv --loss-png ${WORK}/loss.png)
+set(tiny_flags --limit 64 --batch 8 --warmup 0 --log ${WORK}/train.csv --loss-png ${WORK}/loss.png)
+set(tiny_run ${tiny_flags} --checkpoint ${ckpt})
 
-# expect(<exit code> <text the output must contain> COMMAND ...)
+# expect(<exit code> <text the output must contain> COMMAND ...), run in
+# ${WORK} so that default output paths (out/...) land there.
 function(expect code text)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  execute_process(COMMAND ${ARGN} WORKING_DIRECTORY ${WORK} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   string(JOIN " " shown ${ARGN})
   if(NOT rc STREQUAL "${code}")
     message(FATAL_ERROR "${shown}\nexited with ${rc}, expected ${code}\n${out}${err}")
@@ -22,30 +25,172 @@ function(expect code text)
   message(STATUS "ok (exit ${rc}): ${shown}")
 endfunction()
 
-expect(2 "--bogus" ${BIN}/haze-train-fmnist --bogus)
+expect(2 "haze-train-fmnist: error: The following argument was not expected: --bogus" ${BIN}/haze-train-fmnist --bogus)
 expect(2 "Usage" ${BIN}/haze-sample --steps)
 expect(2 "--nope" ${BIN}/haze-eval --nope)
 expect(0 "Usage" ${BIN}/haze-train-classifier --help)
 expect(1 "/no/such/folder/train-images-idx3-ubyte" ${BIN}/haze-train-fmnist --data /no/such/folder ${tiny_run} --steps 1)
-expect(1 "unknown prediction type 'noise'" ${BIN}/haze-train-fmnist ${tiny_run} --steps 1 --prediction noise)
+
+# A value out of its flag's range (NaN never is in one) or an unknown name is
+# refused while parsing (exit 2), before any work.
+foreach(case "haze-train-fmnist --steps -5;--steps: must be >= 1, got -5"
+             "haze-train-fmnist --batch -3;--batch: must be >= 1, got -3"
+             "haze-train-fmnist --batch 0;--batch: must be >= 1, got 0"
+             "haze-train-fmnist --lr -1;--lr: must be > 0, got -1"
+             "haze-train-fmnist --lr nan;--lr: must be > 0, got nan"
+             "haze-train-fmnist --label-dropout 2;--label-dropout: must be in [0, 1], got 2"
+             "haze-train-fmnist --timesteps 0;--timesteps: must be in [1, 1048576], got 0"
+             "haze-train-fmnist --seed -1;--seed: must be >= 0, got -1"
+             "haze-train-fmnist --prediction noise;--prediction: unknown prediction type 'noise' (known: epsilon, sample, velocity)"
+             "haze-train-fmnist --schedule bogus;--schedule: schedule: unknown kind 'bogus' (known: linear, scaled_linear, cosine, sigmoid, sigmoid_beta)"
+             "haze-train-fmnist --decay bogus;--decay: LrSchedule: unknown decay 'bogus' (known: constant, cosine)"
+             "haze-train-fmnist --preset huge;--preset: unknown preset 'huge' (known: demo, full)"
+             "haze-sample --n 0;--n: must be >= 1, got 0"
+             "haze-sample --guidance nan;--guidance: must be >= 0, got nan"
+             "haze-sample --sampler fast;--sampler: unknown sampler 'fast' (known: ddpm, ddim, euler, euler_a, heun, dpmpp2m, sde)"
+             "haze-sample --backend tpu;--backend: unknown backend 'tpu' (known: cpu, device)"
+             "haze-train-classifier --epochs 0;--epochs: must be >= 1, got 0"
+             "haze-train-classifier --lr inf;--lr: must be > 0, got inf"
+             "haze-toy2d --seconds nan;--seconds: must be > 0, got nan"
+             "haze-toy2d --samples 0;--samples: must be >= 1, got 0"
+             "haze-toy2d --sampler bogus;--sampler: unknown sampler 'bogus' (known: ddpm, ddim, euler, euler_a, heun, dpmpp2m, sde)"
+             "haze-toy2d --data bogus;--data: unknown toy dataset 'bogus' (known: moons, gaussians, swissroll)")
+  list(GET case 0 command)
+  list(GET case 1 text)
+  separate_arguments(command)
+  list(GET command 0 program)
+  list(POP_FRONT command)
+  expect(2 "${program}: error: ${text}" ${BIN}/${program} ${command})
+endforeach()
+# Flags that clash fail before the data loads (else the missing folder would be named).
+expect(1 "haze-train-fmnist: error: haze: LrSchedule: cosine decay needs total_steps (1) > warmup_steps (100)"
+       ${BIN}/haze-train-fmnist --data /no/such/folder --steps 1)
+
+# Every output path is checked before the work starts (here before the
+# checkpoint, the samples or the data are even read).
+foreach(case "haze-train-fmnist --checkpoint" "haze-train-fmnist --log" "haze-train-fmnist --loss-png" "haze-sample --out"
+             "haze-sample --samples" "haze-train-classifier --out" "haze-eval --out" "haze-toy2d --out")
+  separate_arguments(case)
+  list(GET case 0 program)
+  list(GET case 1 flag)
+  expect(1 "${program}: error: haze: ${flag} /proc/nope/file: cannot create the folder /proc/nope: No such file or directory"
+         ${BIN}/${program} ${flag} /proc/nope/file)
+endforeach()
+expect(1 "haze-toy2d: error: haze: --out /proc/toy.png: cannot write in the folder /proc: No such file or directory"
+       ${BIN}/haze-toy2d --out /proc/toy.png)
+expect(1 "haze-toy2d: error: haze: --out ${WORK}: is a folder" ${BIN}/haze-toy2d --out ${WORK})
+
+# A std::exception that is no haze::Error is reported the same way (here a
+# folder that is a symbolic link to itself).
+file(CREATE_LINK loop ${WORK}/loop SYMBOLIC)
+expect(1 "haze-train-classifier: error: filesystem error: status: Too many levels of symbolic links [${WORK}/loop/train-images-idx3-ubyte.gz]"
+       ${BIN}/haze-train-classifier --data ${WORK}/loop --out ${WORK}/c.safetensors)
+
+# Malformed IDX files are refused with the shapes they hold.
+# write_idx(<file> <magic: 2049 labels, 2051 images> <dims>...): the header
+# (big-endian 32-bit numbers) and prod(dims) zero bytes.
+function(write_idx file magic)
+  set(header "")
+  set(size 1)
+  foreach(n ${magic} ${ARGN})
+    foreach(shift 24 16 8 0)
+      math(EXPR byte "(${n} >> ${shift}) & 255" OUTPUT_FORMAT HEXADECIMAL)
+      string(REPLACE "0x" "\\x" byte ${byte})
+      string(APPEND header ${byte})
+    endforeach()
+  endforeach()
+  foreach(n ${ARGN})
+    math(EXPR size "${size} * ${n}")
+  endforeach()
+  cmake_path(GET file PARENT_PATH folder)
+  file(MAKE_DIRECTORY ${folder})
+  execute_process(COMMAND sh -c "/usr/bin/printf '${header}' > '${file}' && head -c ${size} /dev/zero >> '${file}'"
+                  COMMAND_ERROR_IS_FATAL ANY)
+endfunction()
+write_idx(${WORK}/narrow/train-images-idx3-ubyte 2051 2 28 27)
+write_idx(${WORK}/narrow/train-labels-idx1-ubyte 2049 2)
+expect(1 "haze-train-classifier: error: haze: ${WORK}/narrow/train-images-idx3-ubyte: expected images [N, 28, 28], got [2, 28, 27]"
+       ${BIN}/haze-train-classifier --data ${WORK}/narrow --out ${WORK}/c.safetensors)
+write_idx(${WORK}/extra_label/train-images-idx3-ubyte 2051 2 28 28)
+write_idx(${WORK}/extra_label/train-labels-idx1-ubyte 2049 3)
+expect(1 "haze-train-classifier: error: haze: ${WORK}/extra_label/train-labels-idx1-ubyte: expected labels [2], one per image in ${WORK}/extra_label/train-images-idx3-ubyte, got [3]"
+       ${BIN}/haze-train-classifier --data ${WORK}/extra_label --out ${WORK}/c.safetensors)
 
 # Train two steps, resume for a third, sample from it.
 expect(0 "finished at step 2" ${BIN}/haze-train-fmnist ${tiny_run} --steps 2)
 expect(0 "resumed from ${ckpt} at step 2" ${BIN}/haze-train-fmnist ${tiny_run} --steps 3 --resume)
 expect(0 "wrote ${WORK}/grid.png" ${BIN}/haze-sample --checkpoint ${ckpt} --n 4 --steps 2 --sampler ddim
        --out ${WORK}/grid.png --samples ${WORK}/samples.safetensors)
-expect(0 "wrote ${WORK}/device.png" ${BIN}/haze-sample --checkpoint ${ckpt} --n 2 --steps 2 --backend device
-       --out ${WORK}/device.png)
-expect(1 "unknown backend 'tpu'" ${BIN}/haze-sample --checkpoint ${ckpt} --n 2 --backend tpu --out ${WORK}/x.png)
-expect(1 "unknown sampler 'fast'" ${BIN}/haze-sample --checkpoint ${ckpt} --n 2 --sampler fast --out ${WORK}/x.png)
+# Without CUDA the device backend is Thrust's OpenMP system, and says so.
+expect(0 "haze-sample: note: --backend device runs Thrust's OpenMP system on the CPU in this build (a test vehicle, slower than --backend cpu); build the .cu programs with nvcc for a GPU"
+       ${BIN}/haze-sample --checkpoint ${ckpt} --n 2 --steps 2 --backend device --out ${WORK}/device.png)
 
 # A NaN loss (a learning rate that blows the weights up) stops the run with
 # its step and leaves the checkpoint as it was.
 file(SHA256 ${ckpt} before)
-expect(1 "the loss is" ${BIN}/haze-train-fmnist ${tiny_run} --steps 50 --resume --lr 1e30 --clip 0 --checkpoint-every 0)
+expect(1 "haze-train-fmnist: error: haze: Trainer: the loss is" ${BIN}/haze-train-fmnist ${tiny_run} --steps 50 --resume --lr 1e30 --clip 0 --checkpoint-every 0)
 file(SHA256 ${ckpt} after)
 if(NOT before STREQUAL after)
   message(FATAL_ERROR "the checkpoint changed after a NaN run")
+endif()
+
+# An update that would overflow (learning rate 1e38: AdamW's first step size
+# is lr / 0.1, past float's range) is refused before it is written, so the
+# file at --checkpoint keeps its contents even with a save after every step.
+file(COPY_FILE ${ckpt} ${WORK}/poison.safetensors)
+file(SHA256 ${WORK}/poison.safetensors before)
+expect(1 "haze-train-fmnist: error: haze: AdamW::step: step 1 at learning rate" ${BIN}/haze-train-fmnist ${tiny_flags}
+       --steps 3 --lr 1e38 --clip 0 --checkpoint-every 1 --checkpoint ${WORK}/poison.safetensors)
+file(SHA256 ${WORK}/poison.safetensors after)
+if(NOT before STREQUAL after)
+  message(FATAL_ERROR "the checkpoint changed after a refused update")
+endif()
+
+# Crafted metadata is checked against the file's tensors before a model is
+# built (these aborted with std::bad_alloc before); each error names the file.
+set(model_text [=[{"kind":"unet","in_channels":1,"out_channels":1,"block_out_channels":[16,32,64],"layers_per_block":1,"attention_levels":[2],"attention_head_dim":16,"norm_groups":8,"norm_eps":1e-05,"dropout":0.0,"num_classes":10}]=])
+function(crafted name key value)  # writes ${WORK}/<name>.safetensors: ${ckpt} with one metadata value replaced
+  execute_process(COMMAND ${BIN}/set_metadata ${ckpt} ${WORK}/${name}.safetensors ${key} ${value}
+                  COMMAND_ERROR_IS_FATAL ANY)
+endfunction()
+string(REPLACE [=["num_classes":10]=] [=["num_classes":1000000000000]=] text "${model_text}")
+crafted(classes haze.model "${text}")
+expect(1 "haze-sample: error: haze: ${WORK}/classes.safetensors: haze.model: num_classes must be in [0, 16777216], got 1000000000000"
+       ${BIN}/haze-sample --checkpoint ${WORK}/classes.safetensors --n 2 --out ${WORK}/z.png)
+expect(1 "haze-train-fmnist: error: haze: ${WORK}/classes.safetensors: haze.model: num_classes must be in"
+       ${BIN}/haze-train-fmnist ${tiny_flags} --resume --checkpoint ${WORK}/classes.safetensors --steps 9)
+string(REPLACE [=[[16,32,64]]=] [=[[1048576,1048576,1048576]]=] text "${model_text}")
+crafted(channels haze.model "${text}")
+expect(1 "channels.safetensors: haze.model needs a dimension of 1048576 but no tensor in the file has one that large"
+       ${BIN}/haze-sample --checkpoint ${WORK}/channels.safetensors --n 2 --out ${WORK}/z.png)
+string(REPLACE [=["layers_per_block":1]=] [=["layers_per_block":1000000000]=] text "${model_text}")
+crafted(layers haze.model "${text}")
+expect(1 "layers.safetensors: haze.model has layers_per_block 1000000000 but the file holds only"
+       ${BIN}/haze-train-fmnist ${tiny_flags} --resume --checkpoint ${WORK}/layers.safetensors --steps 9)
+string(REPLACE [=["attention_head_dim":16]=] [=["attention_head_dim":24]=] text "${model_text}")
+crafted(heads haze.model "${text}")
+expect(1 "heads.safetensors: haze.model: attention_head_dim 24 does not divide block_out_channels entry 16"
+       ${BIN}/haze-sample --checkpoint ${WORK}/heads.safetensors --n 2 --out ${WORK}/z.png)
+crafted(steps haze.schedule.json [=[{"kind":"linear","steps":2147483647,"parameters":[],"zero_terminal_snr":false}]=])
+expect(1 "steps.safetensors: haze.schedule.json: schedule linear: steps must be in [1, 1048576], got 2147483647"
+       ${BIN}/haze-sample --checkpoint ${WORK}/steps.safetensors --n 2 --out ${WORK}/z.png)
+crafted(prediction haze.prediction noise)
+expect(1 "prediction.safetensors: haze.prediction 'noise' is not a known prediction type"
+       ${BIN}/haze-sample --checkpoint ${WORK}/prediction.safetensors --n 2 --out ${WORK}/z.png)
+crafted(position haze.data.position 100000)
+expect(1 "position.safetensors: BatchOrder::seek: epoch "
+       ${BIN}/haze-train-fmnist ${tiny_flags} --resume --checkpoint ${WORK}/position.safetensors --steps 9)
+
+# A named pipe as the checkpoint is refused at once instead of blocking.
+execute_process(COMMAND mkfifo ${WORK}/pipe.safetensors COMMAND_ERROR_IS_FATAL ANY)
+expect(1 "pipe.safetensors' is not a regular file (a FIFO)" timeout 20 ${BIN}/haze-sample
+       --checkpoint ${WORK}/pipe.safetensors --n 2 --out ${WORK}/z.png)
+
+# A stale temporary of a killed save is removed by the next save.
+file(WRITE ${WORK}/model.safetensors.tmp-999999999-0 "torn")
+expect(0 "resumed from" ${BIN}/haze-train-fmnist ${tiny_run} --steps 4 --resume)
+if(EXISTS ${WORK}/model.safetensors.tmp-999999999-0)
+  message(FATAL_ERROR "the stale temporary of a dead writer was not removed")
 endif()
 
 # Ctrl-C: the step in flight finishes, the checkpoint is saved, exit 0.

@@ -62,6 +62,13 @@ struct Run {
 
 const std::string model_json = io::unet_config_json(config());
 
+// A checkpoint of a run one step in: the good file the error tests tamper with.
+void save_after_one_step(const fs::path& path, const train::Dataset& data) {
+  Run run(data);
+  run.trainer.step();
+  io::save_checkpoint(path, run.trainer, model_json);
+}
+
 }  // namespace
 
 TEST_CASE("a resumed run is bit-identical to one that never stopped", "[io][checkpoint]") {
@@ -105,11 +112,7 @@ TEST_CASE("a checkpoint that does not fit is refused and changes nothing", "[io]
   TempDir dir;
   const train::Dataset data = dataset();
   const fs::path path = dir / "good.safetensors";
-  {
-    Run run(data);
-    run.trainer.step();
-    io::save_checkpoint(path, run.trainer, model_json);
-  }
+  save_after_one_step(path, data);
   Run target(data);
   const auto before = nn::parameters_of(target.model)[0].value->to_host();
   const auto unchanged = [&] {
@@ -210,11 +213,7 @@ TEST_CASE("crafted model metadata is refused before the model is built", "[io][c
   TempDir dir;
   const train::Dataset data = dataset();
   const fs::path path = dir / "good.safetensors";
-  {
-    Run run(data);
-    run.trainer.step();
-    io::save_checkpoint(path, run.trainer, model_json);
-  }
+  save_after_one_step(path, data);
   const io::Safetensors good = io::load_safetensors(path);
   const auto read = [&](const std::string& field, const nlohmann::json& value) {
     return io::read_unet_config<float>(with_metadata(good, "haze.model", model_json_with(field, value)),
