@@ -126,7 +126,10 @@ TEST_CASE("timestep spacings follow DDIM / Lin et al. 2024 Table 2", "[timesteps
 
 TEST_CASE("run-time schedules reject bad names and numbers", "[schedule][errors]") {
   CHECK_THROWS_WITH(Schedule::make("quadratic", 1000), mentions("unknown kind 'quadratic'"));
-  CHECK_THROWS_WITH(Schedule::make("linear", 0), mentions("steps must be >= 1, got 0"));
+  CHECK_THROWS_WITH(Schedule::make("linear", 0), mentions("schedule linear: steps must be in [1, 1048576], got 0"));
+  // A file asking for 2^31 - 1 steps would need tens of GiB of tables.
+  CHECK_THROWS_WITH(Schedule::make("cosine", 2147483647), mentions("steps must be in [1, 1048576], got 2147483647"));
+  CHECK(Schedule::make("linear", Schedule::max_steps).steps() == Schedule::max_steps);
   CHECK_THROWS_WITH(Schedule::make("linear", 1000, {0.02, 0.0001}), mentions("need 0 < start <= end < 1"));
   CHECK_THROWS_WITH(Schedule::make("linear", 1000, {0.1}), mentions("expects 2 parameters, got 1"));
   CHECK_THROWS_WITH(Schedule::make("cosine", 1000, {0.0, 0.999}), mentions("offset s must be > 0"));
