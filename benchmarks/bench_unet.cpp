@@ -1,14 +1,21 @@
 // UNet speed on the Cpu backend (or the Device backend when a device
-// system is configured): inference forward and a training step (forward +
-// backward into zeroed gradients; the optimizer is not included) for the
-// small and cifar presets at batch 16 and 64. Counters: images per second
-// and, for the training step after warm-up, tensors made per step and how
-// many of them needed fresh memory (0: all came from freed blocks).
-// benchmarks/unet_vs_torch.py runs it beside the same model in PyTorch.
+// system is configured), for the small and cifar presets:
+//  - BM_UNetForward: inference forward, batch 16 and 64;
+//  - BM_UNetTrainStep: forward + backward into zeroed gradients;
+//  - BM_UNetOptimizerStep: a whole training step: forward, the MSE loss's
+//    gradient, backward, AdamW and the EMA update;
+//  - BM_UNetDdim50: DDIM with 50 steps from noise to 64 images.
+// Counters: images per second and, for the training step after warm-up,
+// tensors made per step and how many of them needed fresh memory (0: all
+// came from freed blocks). benchmarks/cpu_vs_diffusers.py runs it beside
+// diffusers' UNet2DModel in PyTorch.
 #include <benchmark/benchmark.h>
 
 #include <haze/haze.hpp>
 #include <haze/nn/unet.hpp>
+#include <haze/sample/ddim.hpp>
+#include <haze/train/adamw.hpp>
+#include <haze/train/ema.hpp>
 
 namespace {
 
@@ -82,9 +89,57 @@ void BM_UNetTrainStep(benchmark::State& state) {
   state.counters["peak MB"] = double(stats.peak_bytes.load()) / 1e6;
 }
 
+void BM_UNetOptimizerStep(benchmark::State& state) {
+  const auto config = preset(state.range(0));
+  nn::UNet<float, B> unet(config);
+  initialise(unet);
+  const Inputs in(config, state.range(1));
+  Tensor target(in.x.shape()), dy(in.x.shape());
+  haze::Generator gen{3};
+  haze::randn(target, gen);
+  const auto params = nn::parameters_of(unet);
+  haze::train::AdamW<float, B> adamw(params, {.weight_decay = 0.01});
+  haze::train::Ema<float, B> ema(params, 0.9999);
+  int64_t step = 0;
+  const auto optimizer_step = [&] {
+    nn::zero_grad(unet);
+    const Tensor y = unet.forward(in.x, in.t);
+    haze::ops::lincomb(dy, 2.0 / double(y.numel()), y, -2.0 / double(y.numel()), target);  // d mean((y - target)^2)
+    unet.backward(dy);
+    adamw.step(1e-4);
+    ema.update(params, ++step);
+    sync(ema.shadow(0));
+  };
+  optimizer_step();
+  for (auto _ : state) optimizer_step();
+  state.counters["img/s"] = benchmark::Counter(double(state.iterations() * state.range(1)), benchmark::Counter::kIsRate);
+}
+
+void BM_UNetDdim50(benchmark::State& state) {
+  const auto config = preset(state.range(0));
+  nn::UNet<float, B> unet(config);
+  initialise(unet);
+  const int64_t batch = state.range(1);
+  const haze::sample::Ddim<> ddim(haze::Schedule::make("linear", 1000), {.steps = 50, .clip_x0 = true});
+  std::vector<double> t(batch);
+  const auto denoiser = [&](const Tensor& x, double timestep) {
+    std::fill(t.begin(), t.end(), timestep);
+    return unet.infer(x, t);
+  };
+  for (auto _ : state) {
+    haze::Generator gen{4};
+    Tensor x({batch, config.in_channels, 32, 32});
+    haze::randn(x, gen);
+    sync(ddim.run(denoiser, std::move(x), gen));
+  }
+  state.counters["img/s"] = benchmark::Counter(double(state.iterations() * batch), benchmark::Counter::kIsRate);
+}
+
 // Args: preset (0 = small, 1 = cifar), batch.
 BENCHMARK(BM_UNetForward)->Args({0, 16})->Args({0, 64})->Args({1, 16})->Args({1, 64})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_UNetTrainStep)->Args({0, 16})->Args({0, 64})->Args({1, 16})->Args({1, 64})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_UNetOptimizerStep)->Args({0, 16})->Args({0, 64})->Args({1, 16})->Args({1, 64})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_UNetDdim50)->Args({0, 64})->Args({1, 64})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.1);
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <vector>
 
 #include "test_support.hpp"
@@ -77,7 +78,12 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
                         {2, 3, 5, 8, 16, 3, 1, 1}, {3, 4, 9, 4, 4, 3, 1, 1}, {2, 3, 8, 8, 2, 3, 1, 1},
                         {2, 5, 3, 4, 1, 3, 1, 1},  {2, 2, 3, 8, 8, 5, 1, 2}, {1, 9, 16, 16, 8, 3, 1, 1},
                         {2, 3, 32, 8, 8, 3, 1, 1}, {2, 2, 16, 8, 8, 5, 1, 2}, {17, 2, 16, 4, 8, 3, 1, 1}};
-  int direct_cases = 0, direct_dw_cases = 0;
+  std::map<haze::backend::SimdIsa, int> direct_cases, direct_dw_cases;
+#if defined(HAZE_DIRECT_CONV)
+  std::vector<const detail::DirectKernels<double>*> direct_kernel_sets;
+  for (auto isa : {haze::backend::SimdIsa::baseline, haze::backend::SimdIsa::avx2, haze::backend::SimdIsa::avx512})
+    if (haze::backend::simd_isa_available(isa)) direct_kernel_sets.push_back(&detail::direct_kernels_for<double>(isa));
+#endif
   for (const Case& cs : cases) {
     const ConvGeometry g{cs.cin, cs.h, cs.w, cs.k, cs.k, cs.stride, cs.pad};
     const Shape x_shape{cs.n, cs.cin, cs.h, cs.w}, w_shape{cs.cout, g.patch()};
@@ -114,19 +120,20 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
       check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "banded dx");
     }
 #if defined(HAZE_DIRECT_CONV)
-    if (detail::direct_conv_applies<double>(g)) {
-      CAPTURE(cs.n, cs.cin, cs.cout, cs.h, cs.w, cs.k, detail::DirectTile<double>::lanes);
+    for (const auto* kernels : direct_kernel_sets) {  // the tiles of every ISA this processor runs
+      if (!detail::direct_conv_applies<double>(g, *kernels)) continue;
+      CAPTURE(cs.n, cs.cin, cs.cout, cs.h, cs.w, cs.k, haze::backend::simd_isa_name(kernels->isa), kernels->lanes);
       Tensor y = Tensor::full(y_shape, std::nan("")), dx = Tensor::full(x_shape, std::nan(""));
-      detail::conv2d_forward_direct(x, w, b, g, y);
-      detail::conv2d_data_grad_direct(w, dy, g, dx);
+      detail::conv2d_forward_direct(x, w, b, g, y, *kernels);
+      detail::conv2d_data_grad_direct(w, dy, g, dx, *kernels);
       check_close(y.to_host(), want.y, want.y_scale, double(g.patch()), "direct y");
       check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "direct dx");
-      ++direct_cases;
-      if (detail::direct_weight_grad_applies<double>(g, cs.cout)) {
+      ++direct_cases[kernels->isa];
+      if (detail::direct_weight_grad_applies<double>(g, cs.cout, *kernels)) {
         Tensor dw = Tensor::from_host(w_shape, dw0);
-        detail::conv2d_weight_grad_direct(x, dy, g, dw);
+        detail::conv2d_weight_grad_direct(x, dy, g, dw, *kernels);
         check_close(dw.to_host(), dw_want, dw_scale, dw_terms, "direct dw");
-        ++direct_dw_cases;
+        ++direct_dw_cases[kernels->isa];
       }
     }
 #endif
@@ -139,8 +146,11 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
     check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "whole-batch dx");
   }
 #if defined(HAZE_DIRECT_CONV)
-  CHECK(direct_cases >= 4);  // at every SIMD width, several of the cases take the direct form
-  CHECK(direct_dw_cases >= 2);
+  for (const auto* kernels : direct_kernel_sets) {  // at every SIMD width, several cases take the direct form
+    CAPTURE(haze::backend::simd_isa_name(kernels->isa));
+    CHECK(direct_cases[kernels->isa] >= 4);
+    CHECK(direct_dw_cases[kernels->isa] >= 2);
+  }
 #endif
 }
 

@@ -23,6 +23,8 @@
 #include "haze/core/backend_concept.hpp"
 #include "haze/core/dtype.hpp"
 #include "haze/core/generator.hpp"
+#include "haze/backend/cpu/index_loop.hpp"
+#include "haze/backend/cpu/packed_gemm.hpp"
 #include "haze/backend/host_block_cache.hpp"
 #include "haze/backend/memory_stats.hpp"
 
@@ -68,11 +70,13 @@ struct Cpu {
   }
   template <class T>
   static void copy(T* dst, const T* src, int64_t n) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+    in_ranges(n, [=](int64_t begin, int64_t end) {
+      std::memcpy(dst + begin, src + begin, static_cast<size_t>(end - begin) * sizeof(T));
+    });
   }
   template <class T>
   static void fill(T* p, int64_t n, T value) {
-    std::fill(p, p + n, value);
+    in_ranges(n, [=](int64_t begin, int64_t end) { std::fill(p + begin, p + end, value); });
   }
 
   // ---- parallel loop -----------------------------------------------------
@@ -81,6 +85,13 @@ struct Cpu {
   static int64_t max_threads() {
 #if defined(_OPENMP)
     return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }
+  static int64_t max_threads_here() {  // the threads of the current parallel region
+#if defined(_OPENMP)
+    return omp_get_num_threads();
 #else
     return 1;
 #endif
@@ -96,10 +107,28 @@ struct Cpu {
   // work_per_index: roughly how many elements one call touches (a row
   // kernel passes its row length), so short loops of long rows still run
   // on every thread.
+  // Each thread takes one contiguous share of [0, n) (see cpu/index_loop.hpp).
   template <class F>
   static void for_each_index(int64_t n, F f, int64_t work_per_index = 1) {
-#pragma omp parallel for schedule(static) if (n > 1 && n * work_per_index >= parallel_threshold)
-    for (int64_t i = 0; i < n; ++i) f(i);
+    const detail::IndexLoop<F> loop = detail::best_index_loop<F>();
+#pragma omp parallel if (n > 1 && n * work_per_index >= parallel_threshold)
+    {
+      const int64_t threads = max_threads_here(), t = thread_index();
+      loop(f, n * t / threads, n * (t + 1) / threads);
+    }
+  }
+
+  // body(begin, end) over one contiguous share of [0, n) per thread: for
+  // passes over memory long enough to pay for the fork (a serial pass there
+  // leaves the other threads waiting).
+  template <class F>
+  static void in_ranges(int64_t n, F body) {
+#pragma omp parallel if (n >= 2 * parallel_threshold)
+    {
+      const int64_t threads = max_threads_here(), t = thread_index();
+      const F local = body;  // a private copy vectorizes (see cpu/index_loop.hpp)
+      if (n * (t + 1) / threads > n * t / threads) local(n * t / threads, n * (t + 1) / threads);
+    }
   }
 
   // ---- BLAS-1 ------------------------------------------------------------
@@ -109,12 +138,19 @@ struct Cpu {
   using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
   template <class T>
+  // Plain loops rather than Eigen maps: Eigen computes an unaligned head
+  // with scalar code, which the compiler may fuse into FMAs while the
+  // packets do not, so a share's starting address would change the bits.
   static void axpy(int64_t n, T alpha, const T* x, T* y) {  // y += alpha x
-    Vec<T>(y, n) += alpha * ConstVec<T>(x, n);
+    in_ranges(n, [=](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) y[i] += alpha * x[i];
+    });
   }
   template <class T>
   static void scale(int64_t n, T alpha, T* x) {  // x *= alpha
-    Vec<T>(x, n) *= alpha;
+    in_ranges(n, [=](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) x[i] *= alpha;
+    });
   }
 
   // ---- reductions --------------------------------------------------------
@@ -187,6 +223,15 @@ struct Cpu {
     using ConstMap = Eigen::Map<const Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
     using Map = Eigen::Map<Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
     const bool ta = trans_a == Transpose::Yes, tb = trans_b == Transpose::Yes;
+#if defined(HAZE_SIMD_DISPATCH) || defined(HAZE_PACKED_GEMM_BASELINE)
+    if (const auto* kernel = detail::packed_gemm_kernel<T>(cpu_isa())) {  // see packed_gemm.hpp
+#pragma omp parallel for schedule(static) if (batch > 1 && batch >= max_threads() && batch * M * N * K >= parallel_threshold)
+      for (int64_t b = 0; b < batch; ++b)
+        detail::packed_gemm(*kernel, ta, tb, M, N, K, alpha, A + b * stride_a, lda, Bm + b * stride_b, ldb, beta,
+                            C + b * stride_c, ldc);
+      return;
+    }
+#endif
     // A batch of at least one product per thread (attention's per-image
     // products) runs one product per thread: Eigen splits a product between
     // threads only outside a parallel region, and small products split

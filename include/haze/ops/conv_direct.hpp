@@ -13,15 +13,19 @@
 //    the backward pass uses the same kernel.
 //  - Each output element is summed by one thread in a fixed order, so
 //    results do not depend on the thread count.
-// Written with GCC's vector extensions, so the compiler picks the
-// instructions (AVX-512, AVX or SSE); other compilers and nvcc's host pass
-// use the banded GEMM form.
+// The tiles (conv_direct_tiles.inc) are written with GCC's vector
+// extensions and compiled once per SIMD ISA the build holds
+// (backend/cpu/simd_isa.hpp); each call runs the processor's best. Other
+// compilers and nvcc's host pass use the banded GEMM form.
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "haze/backend/cpu.hpp"
+#include "haze/backend/cpu/simd_isa.hpp"
 #include "haze/core/tensor.hpp"
 #include "haze/ops/conv_bands.hpp"
 #include "haze/ops/im2col.hpp"
@@ -34,27 +38,51 @@ namespace haze::ops::detail {
 
 #if defined(HAZE_DIRECT_CONV)
 
-// The tile fits the register file: MR x R accumulators, R loaded vectors
-// and one broadcast weight (24 + 3 + 1 of AVX-512's 32 registers).
+// One ISA's tiles, sized to its register file (conv_direct_tiles.inc).
 template <class T>
-struct DirectTile {
-#if defined(__AVX512F__)
-  static constexpr int bytes = 64, MR = 8;
-#elif defined(__AVX__)
-  static constexpr int bytes = 32, MR = 4;
-#else
-  static constexpr int bytes = 16, MR = 4;
-#endif
-  static constexpr int R = 3;
-  static constexpr int64_t lanes = bytes / int64_t(sizeof(T));
-  typedef T Vec __attribute__((vector_size(bytes)));
+struct DirectKernels {
+  backend::SimdIsa isa;
+  int64_t lanes;  // pixels per vector
+  int mr;         // output channels per forward tile
+  // The forward tiles of one image and block of mr output channels, for
+  // vectors of 1, 2 and 4 segments (rows narrower than a vector).
+  void (*image_block[3])(const T* padded, int64_t C, int64_t H, int64_t W, int64_t k, const T* weights,
+                         const T* bias, T* out, int64_t count);
+  int64_t weight_grad_width[2];  // output channels per dw tile for k = 3 and 5; 0: no dw tile fits
+  void (*weight_grad_image[2])(const T* padded, const T* dy_t, int64_t C, int64_t H, int64_t W, int64_t pitch,
+                               bool add, T* partial);
 };
+
+namespace simd_baseline {
+inline constexpr backend::SimdIsa isa = backend::SimdIsa::baseline;
+inline constexpr backend::SimdShape shape = backend::baseline_simd;
+#include "haze/ops/conv_direct_tiles.inc"
+}  // namespace simd_baseline
+
+#define HAZE_SIMD_TILES "haze/ops/conv_direct_tiles.inc"
+#include "haze/backend/cpu/simd_targets.inc"
+#undef HAZE_SIMD_TILES
+
+// The tiles for `isa`, which must be available (backend::simd_isa_available).
+template <class T>
+const DirectKernels<T>& direct_kernels_for(backend::SimdIsa isa) {
+#if defined(HAZE_SIMD_DISPATCH)
+  if (isa == backend::SimdIsa::avx512) return simd_avx512::tiles<T>;
+  if (isa == backend::SimdIsa::avx2) return simd_avx2::tiles<T>;
+#endif
+  (void)isa;
+  return simd_baseline::tiles<T>;
+}
+
+// The tiles this processor runs best (backend::cpu_isa()).
+template <class T>
+const DirectKernels<T>& direct_kernels() {
+  return direct_kernels_for<T>(backend::cpu_isa());
+}
 
 // A vector of output pixels is `lanes` consecutive pixels of one row, or,
 // for rows narrower than a vector, `segments` whole rows (each its own load).
-template <class T>
-int64_t direct_segments(const ConvGeometry& g) {
-  constexpr int64_t lanes = DirectTile<T>::lanes;
+inline int64_t direct_segments(const ConvGeometry& g, int64_t lanes) {
   if (g.width % lanes == 0) return 1;
   for (int64_t segments : {2, 4})
     if (g.width * segments == lanes && g.height % segments == 0) return segments;
@@ -62,9 +90,9 @@ int64_t direct_segments(const ConvGeometry& g) {
 }
 
 template <class T>
-bool direct_conv_applies(const ConvGeometry& g) {
+bool direct_conv_applies(const ConvGeometry& g, const DirectKernels<T>& kernels = direct_kernels<T>()) {
   return g.stride == 1 && g.kernel_h == g.kernel_w && g.kernel_h % 2 == 1 && g.kernel_h > 1 &&
-         2 * g.padding == g.kernel_h - 1 && direct_segments<T>(g) > 0;
+         2 * g.padding == g.kernel_h - 1 && direct_segments(g, kernels.lanes) > 0;
 }
 
 // One image [C, H, W] into padded [C, H + 2p, W + 2p] with zero borders.
@@ -85,85 +113,27 @@ void pad_image(const T* image, int64_t C, int64_t H, int64_t W, int64_t p, T* pa
 }
 
 // The weights of a convolution with `outputs` output channels and
-// `reduction` = inputs k k terms each, in blocks of MR output channels:
-// packed[block][t][m] = weight(block MR + m, t), zero past the last channel.
+// `reduction` = inputs k k terms each, in blocks of mr output channels:
+// packed[block][t][m] = weight(block mr + m, t), zero past the last channel.
 template <class T, class Weight>
-void pack_direct_weights(int64_t outputs, int64_t reduction, Weight weight, T* packed) {
-  constexpr int MR = DirectTile<T>::MR;
-  for (int64_t o0 = 0; o0 < outputs; o0 += MR)
+void pack_direct_weights(int64_t outputs, int64_t reduction, int mr, Weight weight, T* packed) {
+  for (int64_t o0 = 0; o0 < outputs; o0 += mr)
     for (int64_t t = 0; t < reduction; ++t)
-      for (int m = 0; m < MR; ++m) *packed++ = o0 + m < outputs ? weight(o0 + m, t) : T(0);
+      for (int m = 0; m < mr; ++m) *packed++ = o0 + m < outputs ? weight(o0 + m, t) : T(0);
 }
 
 inline int64_t direct_blocks(int64_t outputs, int mr) { return (outputs + mr - 1) / mr; }
 
-// One register tile: `count` (<= MR) output channels starting at `out`
-// (channel pitch out_plane), and the R vectors of output pixels whose
-// top-left taps are at in[r] in each padded plane and whose outputs are at
-// out + v[r]; a vector of SEG segments reads them a padded row apart.
-// acc starts at the bias (or 0) and is stored, not added.
-template <class T, int R, int SEG>
-[[gnu::always_inline]] inline void direct_tile(const T* padded, int64_t channels, int64_t plane, int64_t Wp,
-                                               int64_t k, const T* weights, const T* bias, const int64_t* in,
-                                               const int64_t* v, T* out, int64_t out_plane, int64_t count) {
-  using Tile = DirectTile<T>;
-  using Vec = typename Tile::Vec;
-  constexpr int MR = Tile::MR;
-  Vec acc[MR][R];
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < R; ++r) acc[m][r] = Vec{} + bias[m];
-  const T* w = weights;
-  for (int64_t c = 0; c < channels; ++c) {
-    const T* x = padded + c * plane;
-    for (int64_t i = 0; i < k; ++i, x += Wp)
-      for (int64_t j = 0; j < k; ++j, w += MR) {
-        Vec b[R];
-        for (int r = 0; r < R; ++r)
-          for (int seg = 0; seg < SEG; ++seg)
-            std::memcpy(reinterpret_cast<T*>(&b[r]) + seg * (Tile::lanes / SEG), x + j + in[r] + seg * Wp,
-                        sizeof(Vec) / SEG);
-        for (int m = 0; m < MR; ++m) {
-          const T s = w[m];
-          for (int r = 0; r < R; ++r) acc[m][r] += s * b[r];
-        }
-      }
-  }
-  for (int64_t m = 0; m < count; ++m)
-    for (int r = 0; r < R; ++r) std::memcpy(out + m * out_plane + v[r], &acc[m][r], sizeof(Vec));
-}
-
-// The tiles of one image and block of output channels, R vectors at a time.
-template <class T, int SEG>
-void direct_image_block(const T* padded, int64_t C, int64_t H, int64_t W, int64_t k, const T* weights,
-                        const T* bias, T* out, int64_t count) {
-  using Tile = DirectTile<T>;
-  constexpr int R = Tile::R;
-  const int64_t p = (k - 1) / 2, Wp = W + 2 * p, plane = (H + 2 * p) * Wp, out_plane = H * W;
-  const int64_t per_row = SEG == 1 ? W / Tile::lanes : 1, vectors = out_plane / Tile::lanes;
-  const auto input_offset = [&](int64_t u) {  // vector u's first pixel, in the padded plane
-    return SEG == 1 ? (u / per_row) * Wp + (u % per_row) * Tile::lanes : u * SEG * Wp;
-  };
-  int64_t in[R], v[R];
-  int64_t first = 0;
-  for (; first + R <= vectors; first += R) {
-    for (int r = 0; r < R; ++r) in[r] = input_offset(first + r), v[r] = (first + r) * Tile::lanes;
-    direct_tile<T, R, SEG>(padded, C, plane, Wp, k, weights, bias, in, v, out, out_plane, count);
-  }
-  for (; first < vectors; ++first) {
-    in[0] = input_offset(first), v[0] = first * Tile::lanes;
-    direct_tile<T, 1, SEG>(padded, C, plane, Wp, k, weights, bias, in, v, out, out_plane, count);
-  }
-}
-
 // y [N, outputs, H, W] = conv(x [N, C, H, W]) + bias, for weights packed by
 // pack_direct_weights and bias padded to whole blocks (zeros for dx).
 template <Real T>
-void direct_same_conv(const T* x, int64_t N, const ConvGeometry& g, const T* packed, const T* bias,
-                      int64_t outputs, T* y) {
-  constexpr int MR = DirectTile<T>::MR;
+void direct_same_conv(const DirectKernels<T>& kernels, const T* x, int64_t N, const ConvGeometry& g,
+                      const T* packed, const T* bias, int64_t outputs, T* y) {
+  const int MR = kernels.mr;
   const int64_t C = g.channels, H = g.height, W = g.width, k = g.kernel_h, p = g.padding;
   const int64_t padded_size = C * (H + 2 * p) * (W + 2 * p), out_plane = H * W;
-  const int64_t reduction = g.patch(), blocks = direct_blocks(outputs, MR), segments = direct_segments<T>(g);
+  const int64_t reduction = g.patch(), blocks = direct_blocks(outputs, MR);
+  const auto image_block = kernels.image_block[std::bit_width(uint64_t(direct_segments(g, kernels.lanes))) - 1];
   // Batches smaller than twice the threads also split the output channels.
   const int64_t threads = backend::Cpu::max_threads();
   const int64_t slices = N >= 2 * threads ? 1 : std::min(blocks, (2 * threads + N - 1) / N);
@@ -178,74 +148,24 @@ void direct_same_conv(const T* x, int64_t N, const ConvGeometry& g, const T* pac
     for (int64_t block = slice * blocks / slices; block < (slice + 1) * blocks / slices; ++block) {
       const T* weights = packed + block * reduction * MR;
       const int64_t count = std::min<int64_t>(MR, outputs - block * MR);
-      T* out = y + (n * outputs + block * MR) * out_plane;
-      if (segments == 1) direct_image_block<T, 1>(padded, C, H, W, k, weights, bias + block * MR, out, count);
-      else if (segments == 2) direct_image_block<T, 2>(padded, C, H, W, k, weights, bias + block * MR, out, count);
-      else direct_image_block<T, 4>(padded, C, H, W, k, weights, bias + block * MR, out, count);
+      image_block(padded, C, H, W, k, weights, bias + block * MR, y + (n * outputs + block * MR) * out_plane, count);
     }
   }
 }
 
 // The weight gradient in the direct form: dw[o, c, i, j] is a sum over
 // pixels of dy[o, h, w] x_padded[c, h + i, w + j], so with dy transposed to
-// [pixels, Cout] a register tile of OV vectors of output channels x the
-// K K taps of one input channel sums a whole image with no horizontal
-// reduction: per pixel, OV loads of dy and K K broadcasts of x.
-template <class T, int K>
-struct WeightGradTile {
-  static constexpr int64_t lanes = DirectTile<T>::lanes;
-  static constexpr int OV = DirectTile<T>::bytes == 64 && K == 3 ? 2 : 1;  // 2 x 9 of AVX-512's 32 registers
-  static constexpr int64_t width = OV * lanes;                           // output channels per tile
-  static int64_t pitch(int64_t cout) { return (cout + width - 1) / width * width; }
-};
-
+// [pixels, Cout] a register tile of vectors of output channels x the K K
+// taps of one input channel sums a whole image with no horizontal
+// reduction: per pixel, a load of dy per vector and K K broadcasts of x.
 // Output channels in whole tiles only: a 3-channel conv_out padded to 32
 // measured slower than the banded GEMM.
 template <class T>
-bool direct_weight_grad_applies(const ConvGeometry& g, int64_t cout) {
-  if (!direct_conv_applies<T>(g)) return false;
-  if (g.kernel_h == 3) return cout % WeightGradTile<T, 3>::width == 0;
-  return g.kernel_h == 5 && cout % WeightGradTile<T, 5>::width == 0;
-}
-
-// partial [C K K, pitch] (+)= the sums of one image, for dy_t [H W, pitch]
-// (zero past Cout) and the padded image; `add` false overwrites.
-template <class T, int K>
-void direct_weight_grad_image(const T* padded, const T* dy_t, int64_t C, int64_t H, int64_t W, int64_t pitch,
-                              bool add, T* partial) {
-  using Tile = WeightGradTile<T, K>;
-  using Vec = typename DirectTile<T>::Vec;
-  constexpr int OV = Tile::OV;
-  constexpr int64_t lanes = Tile::lanes;
-  const int64_t Wp = W + K - 1, plane = (H + K - 1) * Wp;
-  for (int64_t o0 = 0; o0 < pitch; o0 += Tile::width)
-    for (int64_t c = 0; c < C; ++c) {
-      Vec acc[K * K][OV] = {};
-      const T* xc = padded + c * plane;
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w = 0; w < W; ++w) {
-          const T* dyp = dy_t + (h * W + w) * pitch + o0;
-          Vec d[OV];
-          for (int v = 0; v < OV; ++v) std::memcpy(&d[v], dyp + v * lanes, sizeof(Vec));
-          const T* xp = xc + h * Wp + w;
-          for (int i = 0; i < K; ++i)
-            for (int j = 0; j < K; ++j) {
-              const T s = xp[i * Wp + j];
-              for (int v = 0; v < OV; ++v) acc[i * K + j][v] += s * d[v];
-            }
-        }
-      for (int t = 0; t < K * K; ++t)
-        for (int v = 0; v < OV; ++v) {
-          T* out = partial + (c * K * K + t) * pitch + o0 + v * lanes;
-          Vec sum = acc[t][v];
-          if (add) {
-            Vec before;
-            std::memcpy(&before, out, sizeof(Vec));
-            sum = before + sum;
-          }
-          std::memcpy(out, &sum, sizeof(Vec));
-        }
-    }
+bool direct_weight_grad_applies(const ConvGeometry& g, int64_t cout,
+                                const DirectKernels<T>& kernels = direct_kernels<T>()) {
+  if (!direct_conv_applies<T>(g, kernels) || (g.kernel_h != 3 && g.kernel_h != 5)) return false;
+  const int64_t width = kernels.weight_grad_width[g.kernel_h == 5];
+  return width > 0 && cout % width == 0;
 }
 
 // out [plane, pitch] = in [rows, plane] transposed, zero past `rows`; in
@@ -266,10 +186,12 @@ void transpose_padded(const T* in, int64_t rows, int64_t plane, int64_t pitch, T
 // does not depend on the thread count.
 template <Real T>
 void conv2d_weight_grad_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T, backend::Cpu>& dy,
-                               const ConvGeometry& g, Tensor<T, backend::Cpu>& dw) {
+                               const ConvGeometry& g, Tensor<T, backend::Cpu>& dw,
+                               const DirectKernels<T>& kernels = direct_kernels<T>()) {
   const int64_t N = x.dim(0), C = g.channels, H = g.height, W = g.width, k = g.kernel_h, p = g.padding;
   const int64_t cout = dy.dim(1), plane = H * W, padded_size = C * (H + 2 * p) * (W + 2 * p);
-  const int64_t pitch = k == 3 ? WeightGradTile<T, 3>::pitch(cout) : WeightGradTile<T, 5>::pitch(cout);
+  const int64_t pitch = cout;  // whole tiles (direct_weight_grad_applies)
+  const auto image_sums = kernels.weight_grad_image[k == 5];
   const int64_t groups = std::min<int64_t>(N, 16), reduction = g.patch();
   Tensor<T, backend::Cpu> partials({groups, reduction, pitch});
   Tensor<T, backend::Cpu> workspace({backend::Cpu::max_threads(), padded_size + plane * pitch});
@@ -284,8 +206,7 @@ void conv2d_weight_grad_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T,
     for (int64_t n = first; n < group_begin(group + 1, groups, N); ++n) {
       pad_image(xd + n * C * plane, C, H, W, p, padded);
       transpose_padded(dyd + n * cout * plane, cout, plane, pitch, dy_t);
-      if (k == 3) direct_weight_grad_image<T, 3>(padded, dy_t, C, H, W, pitch, n > first, partial);
-      else direct_weight_grad_image<T, 5>(padded, dy_t, C, H, W, pitch, n > first, partial);
+      image_sums(padded, dy_t, C, H, W, pitch, n > first, partial);
     }
   }
   add_partials_transposed(partials, cout, dw);
@@ -294,34 +215,37 @@ void conv2d_weight_grad_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T,
 // y = conv(x, w) + b in the direct form (direct_conv_applies(g) holds).
 template <Real T>
 void conv2d_forward_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T, backend::Cpu>& w,
-                           const Tensor<T, backend::Cpu>& b, const ConvGeometry& g, Tensor<T, backend::Cpu>& y) {
-  constexpr int MR = DirectTile<T>::MR;
+                           const Tensor<T, backend::Cpu>& b, const ConvGeometry& g, Tensor<T, backend::Cpu>& y,
+                           const DirectKernels<T>& kernels = direct_kernels<T>()) {
+  const int MR = kernels.mr;
   const int64_t cout = w.dim(0), reduction = g.patch(), blocks = direct_blocks(cout, MR);
   Tensor<T, backend::Cpu> packed({blocks * MR * reduction}), bias({blocks * MR});
   const T* wd = w.data();
-  pack_direct_weights<T>(cout, reduction, [wd, reduction](int64_t o, int64_t t) { return wd[o * reduction + t]; },
-                         packed.data());
+  pack_direct_weights<T>(cout, reduction, MR,
+                         [wd, reduction](int64_t o, int64_t t) { return wd[o * reduction + t]; }, packed.data());
   std::fill_n(std::copy_n(b.data(), cout, bias.data()), blocks * MR - cout, T(0));
-  direct_same_conv(x.data(), x.dim(0), g, packed.data(), bias.data(), cout, y.data());
+  direct_same_conv(kernels, x.data(), x.dim(0), g, packed.data(), bias.data(), cout, y.data());
 }
 
 // dx = conv(dy, w~) in the direct form, w~[c, o, i, j] = w[o, c, k-1-i, k-1-j]
 // (the same flip as flip_kernel; a "same" convolution stays one).
 template <Real T>
 void conv2d_data_grad_direct(const Tensor<T, backend::Cpu>& w, const Tensor<T, backend::Cpu>& dy,
-                             const ConvGeometry& g, Tensor<T, backend::Cpu>& dx) {
-  constexpr int MR = DirectTile<T>::MR;
+                             const ConvGeometry& g, Tensor<T, backend::Cpu>& dx,
+                             const DirectKernels<T>& kernels = direct_kernels<T>()) {
+  const int MR = kernels.mr;
   const int64_t cout = w.dim(0), taps = g.kernel_h * g.kernel_w, blocks = direct_blocks(g.channels, MR);
   Tensor<T, backend::Cpu> packed({blocks * MR * cout * taps}), zeros({blocks * MR});
   const T* wd = w.data();
   const int64_t channels = g.channels;
-  pack_direct_weights<T>(channels, cout * taps,
+  pack_direct_weights<T>(channels, cout * taps, MR,
                          [wd, channels, taps](int64_t c, int64_t t) {
                            return wd[((t / taps) * channels + c) * taps + (taps - 1 - t % taps)];
                          },
                          packed.data());
   std::fill_n(zeros.data(), blocks * MR, T(0));
-  direct_same_conv(dy.data(), dy.dim(0), dx_geometry(g, cout), packed.data(), zeros.data(), g.channels, dx.data());
+  direct_same_conv(kernels, dy.data(), dy.dim(0), dx_geometry(g, cout), packed.data(), zeros.data(), g.channels,
+                   dx.data());
 }
 
 #endif  // HAZE_DIRECT_CONV
