@@ -111,11 +111,8 @@ struct Cpu {
   template <class F>
   static void for_each_index(int64_t n, F f, int64_t work_per_index = 1) {
     const detail::IndexLoop<F> loop = detail::best_index_loop<F>();
-#pragma omp parallel if (n > 1 && n * work_per_index >= parallel_threshold)
-    {
-      const int64_t threads = max_threads_here(), t = thread_index();
-      loop(f, n * t / threads, n * (t + 1) / threads);
-    }
+    in_shares(n, n > 1 && n * work_per_index >= parallel_threshold,
+              [&f, loop](int64_t begin, int64_t end) { loop(f, begin, end); });
   }
 
   // body(begin, end) over one contiguous share of [0, n) per thread: for
@@ -123,11 +120,19 @@ struct Cpu {
   // leaves the other threads waiting).
   template <class F>
   static void in_ranges(int64_t n, F body) {
-#pragma omp parallel if (n >= 2 * parallel_threshold)
+    in_shares(n, n >= 2 * parallel_threshold, body);
+  }
+
+  // body(begin, end) on each thread's share of [0, n) (empty shares too),
+  // in parallel when `parallel`; on a private copy of body, which vectorizes
+  // where the shared one would not (see cpu/index_loop.hpp).
+  template <class F>
+  static void in_shares(int64_t n, bool parallel, const F& body) {
+#pragma omp parallel if (parallel)
     {
       const int64_t threads = max_threads_here(), t = thread_index();
-      const F local = body;  // a private copy vectorizes (see cpu/index_loop.hpp)
-      if (n * (t + 1) / threads > n * t / threads) local(n * t / threads, n * (t + 1) / threads);
+      const F local = body;
+      local(n * t / threads, n * (t + 1) / threads);
     }
   }
 
@@ -137,10 +142,10 @@ struct Cpu {
   template <class T>
   using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
-  template <class T>
   // Plain loops rather than Eigen maps: Eigen computes an unaligned head
   // with scalar code, which the compiler may fuse into FMAs while the
   // packets do not, so a share's starting address would change the bits.
+  template <class T>
   static void axpy(int64_t n, T alpha, const T* x, T* y) {  // y += alpha x
     in_ranges(n, [=](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) y[i] += alpha * x[i];

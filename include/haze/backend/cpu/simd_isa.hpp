@@ -13,6 +13,7 @@
 // The kernels themselves are templates defined once and compiled per ISA
 // between HAZE_SIMD_TARGET_BEGIN and HAZE_SIMD_TARGET_END.
 
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
@@ -90,6 +91,8 @@ inline SimdIsa detect_cpu_isa() {
     const std::string_view want = env;
     if (want == "sse2" || want == "baseline") cap = SimdIsa::baseline;
     else if (want == "avx2") cap = SimdIsa::avx2;
+    else if (want != "avx512")
+      std::fprintf(stderr, "haze: HAZE_CPU_ISA=%s ignored: it must be sse2, avx2 or avx512\n", env);
   }
   for (SimdIsa isa : {SimdIsa::avx512, SimdIsa::avx2})
     if (int(isa) <= int(cap) && simd_isa_available(isa)) return isa;
