@@ -4,6 +4,7 @@ machine in one script; prints images per second, ratios and peak memory.
 
     benchmarks/cpu_vs_diffusers.py NAME=BUILD_DIR [NAME=BUILD_DIR ...]
         [--threads N] [--min-time S] [--rounds R] [--rows fwd,train,opt,ddim]
+        [--wait-policy passive|active|default]
 
 Each NAME=BUILD_DIR is a build of bench_unet_cpu (scripts/bench makes
 three: default flags, -march=x86-64-v3 and -march=native). The peers are
@@ -21,6 +22,11 @@ Every measurement is its own process, so its peak resident memory (from
 wait4) is its own. Shared machines drift by tens of percent over minutes,
 so each row is measured in R rounds, every build and peer back to back;
 the table gives medians, and each ratio's lowest and highest round.
+Both sides get the same OMP_WAIT_POLICY (passive unless told otherwise):
+on a KVM guest, libgomp's default spin-then-sleep made haze's training
+step up to 1.4x slower (its spinning vCPU is descheduled by the host and
+wakes late) and did not change PyTorch's speed; `default` leaves the
+variable unset, as a program run without it sees.
 diffusers is needed for this script only (scripts/bench installs it).
 """
 import argparse
@@ -156,11 +162,16 @@ def main():
     parser.add_argument("--min-time", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", default="fwd,train,opt,ddim")
+    parser.add_argument("--wait-policy", choices=("passive", "active", "default"), default="passive",
+                        help="OMP_WAIT_POLICY for haze and PyTorch alike")
     parser.add_argument("--golden", action=argparse.BooleanOptionalAction, default=True,
                         help="also time tests/golden's reference model")
     args = parser.parse_args()
     builds = [b.split("=", 1) for b in args.builds]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    env.pop("OMP_WAIT_POLICY", None)
+    if args.wait_policy != "default":
+        env["OMP_WAIT_POLICY"] = args.wait_policy
     peers = ["diffusers"] + (["golden"] if args.golden else [])
 
     import torch
@@ -171,7 +182,8 @@ def main():
     print(f"CPU: {cpu}, {os.cpu_count()} cores, ISA: {' '.join(isa)}")
     print(f"PyTorch {torch.__version__} (BLAS {os.path.realpath('/usr/lib/x86_64-linux-gnu/libblas.so.3')}, "
           f"mkldnn {torch.backends.mkldnn.is_available()}), diffusers {diffusers.__version__}; "
-          f"{args.threads} threads, {args.rounds} rounds, {args.min_time} s each")
+          f"{args.threads} threads, {args.rounds} rounds, {args.min_time} s each, "
+          f"OMP_WAIT_POLICY {env.get('OMP_WAIT_POLICY', 'unset')}")
     names = [n for n, _ in builds]
     head = " ".join(f"{'haze ' + n:>13s}" for n in names) + " " + " ".join(f"{p:>10s}" for p in peers)
     ratios_head = " ".join(f"{n + '/diffusers':>22s}" for n in names)

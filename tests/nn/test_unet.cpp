@@ -4,6 +4,10 @@
 #include <haze/nn/unet.hpp>
 #include <haze/verify/gradcheck.hpp>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include <set>
 #include <sstream>
 
@@ -151,3 +155,43 @@ TEST_CASE("a second training step allocates nothing new", "[nn][unet][memory]") 
   CHECK(third.first == second.first);  // from then on the same tensors every step,
   CHECK(third.second == 0);            // all served from freed blocks
 }
+
+#if defined(_OPENMP)
+TEMPLATE_TEST_CASE("UNet::infer in batch shares gives forward's bits on any thread count", "[nn][unet][threads]",
+                   float, double) {
+  // infer runs each thread's share of the batch as a one-thread program
+  // (Cpu::in_batch_shares); forward runs the whole batch through
+  // multithreaded ops. They agree only if no op mixes images or depends on
+  // the thread count. Batch 5 splits unevenly on 2 and 3 threads; the
+  // 16 x 16 input with 32 channels takes the direct convolution, the 8 x 8
+  // level the banded one, the stride-2 Downsample the GEMM.
+  using Tensor = haze::Tensor<TestType, Cpu>;
+  for (nn::UNetConfig config : {nn::UNetConfig::small(), tiny_conditional()}) {
+    CAPTURE(config.block_out_channels);
+    nn::UNet<TestType, Cpu> unet(config);
+    haze::test::deterministic_init(unet);
+    const int64_t n = 5;
+    const auto x = Tensor::from_host({n, config.in_channels, 16, 16},
+                                     haze::test::uniform<TestType>(n * config.in_channels * 256, 7));
+    const std::vector<double> t = {3, 999, 0.5, 250, 41};
+    std::vector<int64_t> labels;
+    if (config.num_classes > 0) labels = {0, 4, 2, 1, 3};
+    const int saved = omp_get_max_threads();
+    const auto infer_on = [&](int threads) {
+      omp_set_num_threads(threads);
+      const auto y = unet.infer(x, t, labels).to_host();
+      omp_set_num_threads(saved);
+      return y;
+    };
+    const auto reference = unet.forward(x, t, labels).to_host();
+    CHECK(infer_on(1) == reference);
+    CHECK(infer_on(2) == reference);
+    CHECK(infer_on(3) == reference);
+    CHECK(omp_get_max_threads() == saved);
+    // infer between forward and backward leaves forward's caches in place.
+    unet.forward(x, t, labels);
+    infer_on(2);
+    CHECK_NOTHROW(unet.backward(Tensor::zeros(x.shape())));
+  }
+}
+#endif

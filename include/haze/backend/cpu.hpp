@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <new>
 #include <string_view>
 
@@ -136,6 +137,32 @@ struct Cpu {
     }
   }
 
+  // body(first, last) on one contiguous share of a batch [0, n) per thread,
+  // each share run as a one-thread program (its nested loops take one
+  // thread): one fork and join for a whole network instead of one per op.
+  // For items computed independently of each other by ops whose bits do
+  // not depend on the thread count, the result is body(0, n)'s. A thread
+  // that would get no item gets no call; the first exception is rethrown.
+  template <class F>
+  static void in_batch_shares(int64_t n, const F& body) {
+    std::exception_ptr error;
+#pragma omp parallel if (n > 1 && max_threads() > 1)
+    {
+      const int64_t threads = max_threads_here(), t = thread_index();
+      const int64_t first = n * t / threads, last = n * (t + 1) / threads;
+#if defined(_OPENMP)
+      omp_set_num_threads(1);  // this implicit task's own setting; the caller's stays
+#endif
+      try {
+        if (first < last) body(first, last);
+      } catch (...) {
+#pragma omp critical(haze_batch_shares)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
   // ---- BLAS-1 ------------------------------------------------------------
   template <class T>
   using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
@@ -216,6 +243,34 @@ struct Cpu {
   }
 
   // ---- GEMM --------------------------------------------------------------
+  // Eigen takes its thread count from omp_get_max_threads() unless told by
+  // Eigen::setNbThreads, which is the user's global; this holds the calling
+  // task's count at 1 for the scope instead.
+  struct OneThreadForEigen {
+#if defined(_OPENMP)
+    int saved = omp_get_max_threads();
+    OneThreadForEigen() { omp_set_num_threads(1); }
+    ~OneThreadForEigen() { omp_set_num_threads(saved); }
+#else
+    OneThreadForEigen() {}
+#endif
+    OneThreadForEigen(const OneThreadForEigen&) = delete;
+    OneThreadForEigen& operator=(const OneThreadForEigen&) = delete;
+  };
+
+  // Whether every product gives each element of C the same bits whatever
+  // the product's extent, as the packed GEMM does (a fixed KC, one tile
+  // order). Eigen's blocking follows M, N and K, so a row's result may
+  // change with the rows beside it; batch shares need this to hold.
+  static bool gemm_extent_exact() {
+#if defined(HAZE_SIMD_DISPATCH) || defined(HAZE_PACKED_GEMM_BASELINE)
+    return detail::packed_gemm_kernel<float>(cpu_isa()) != nullptr &&
+           detail::packed_gemm_kernel<double>(cpu_isa()) != nullptr;
+#else
+    return false;
+#endif
+  }
+
   // Row-major C[b] = alpha op(A[b]) op(B[b]) + beta C[b] for b < batch, with
   // element strides between batch members (stride 0 broadcasts an operand).
   // op(A) is M x K, op(B) is K x N; lda/ldb/ldc are row pitches as stored.
@@ -238,12 +293,12 @@ struct Cpu {
     }
 #endif
     // A batch of at least one product per thread (attention's per-image
-    // products) runs one product per thread: Eigen splits a product between
-    // threads only outside a parallel region, and small products split
-    // poorly. Each C[b] is computed the same way either way, so results do
-    // not depend on the thread count.
+    // products) runs one product per thread. Eigen's own threads are off:
+    // it blocks a product for the threads it may use, so its bits changed
+    // with the thread count.
 #pragma omp parallel for schedule(static) if (batch > 1 && batch >= max_threads() && batch * M * N * K >= parallel_threshold)
     for (int64_t b = 0; b < batch; ++b) {
+      const OneThreadForEigen eigen_alone;
       ConstMap a(A + b * stride_a, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
       ConstMap bm(Bm + b * stride_b, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
       Map c(C + b * stride_c, M, N, Eigen::OuterStride<>(ldc));

@@ -115,7 +115,7 @@ class ResBlock {
     h = step(conv2_, h);
     if (shortcut_) ops::axpy(T(1), step(*shortcut_, x), h);
     else ops::axpy(T(1), x, h);
-    cached_ = training;
+    if (training) cached_ = true;  // infer writes no member (see UNet::infer)
     return h;
   }
 

@@ -97,8 +97,28 @@ class UNet {
                        Generator* gen = nullptr) {
     return run(x, timesteps, labels, gen, true);
   }
+  // On a backend that splits batches (the Cpu), each thread runs its own
+  // share of the batch: every image's result is the one run(x) gives, as
+  // no op mixes images and none depends on the thread count.
   Tensor<T, B> infer(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {}) {
-    return run(x, timesteps, labels, nullptr, false);
+    if constexpr (splits_batches<B>) {
+      if (!B::gemm_extent_exact()) return run(x, timesteps, labels, nullptr, false);
+      check_inputs(x, timesteps, labels);
+      const int64_t n = x.dim(0);
+      Tensor<T, B> y({n, config_.out_channels, x.dim(2), x.dim(3)});
+      const int64_t in_size = x.numel() / n, out_size = y.numel() / n;
+      B::in_batch_shares(n, [&](int64_t first, int64_t last) {
+        const int64_t count = last - first;
+        Tensor<T, B> share({count, x.dim(1), x.dim(2), x.dim(3)});
+        B::copy(share.data(), x.data() + first * in_size, share.numel());
+        const Tensor<T, B> out = run(share, timesteps.subspan(first, count),
+                                     labels.empty() ? labels : labels.subspan(first, count), nullptr, false);
+        B::copy(y.data() + first * out_size, out.data(), out.numel());
+      });
+      return y;
+    } else {
+      return run(x, timesteps, labels, nullptr, false);
+    }
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
@@ -223,8 +243,10 @@ class UNet {
         skips.push_back(keep(h));
       }
     }
-    skip_channels_.clear();
-    for (const auto& s : skips) skip_channels_.push_back(s.dim(1));
+    if (training) {  // infer writes no member: batch shares run it at once
+      skip_channels_.clear();
+      for (const auto& s : skips) skip_channels_.push_back(s.dim(1));
+    }
 
     h = resnet(mid_resnets_[0], h);
     h = step(mid_attention_[0], h, training);
@@ -242,7 +264,7 @@ class UNet {
       if (level.upsample) h = step(*level.upsample, h, training);
     }
     Tensor<T, B> y = step(conv_out_, step(silu_out_, step(conv_norm_out_, h, training), training), training);
-    cached_ = training;
+    if (training) cached_ = true;
     return y;
   }
 
