@@ -102,23 +102,9 @@ class UNet {
   // no op mixes images and none depends on the thread count.
   Tensor<T, B> infer(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {}) {
     if constexpr (splits_batches<B>) {
-      if (!B::gemm_extent_exact()) return run(x, timesteps, labels, nullptr, false);
-      check_inputs(x, timesteps, labels);
-      const int64_t n = x.dim(0);
-      Tensor<T, B> y({n, config_.out_channels, x.dim(2), x.dim(3)});
-      const int64_t in_size = x.numel() / n, out_size = y.numel() / n;
-      B::in_batch_shares(n, [&](int64_t first, int64_t last) {
-        const int64_t count = last - first;
-        Tensor<T, B> share({count, x.dim(1), x.dim(2), x.dim(3)});
-        B::copy(share.data(), x.data() + first * in_size, share.numel());
-        const Tensor<T, B> out = run(share, timesteps.subspan(first, count),
-                                     labels.empty() ? labels : labels.subspan(first, count), nullptr, false);
-        B::copy(y.data() + first * out_size, out.data(), out.numel());
-      });
-      return y;
-    } else {
-      return run(x, timesteps, labels, nullptr, false);
+      if (B::gemm_extent_exact()) return infer_in_shares(x, timesteps, labels);
     }
+    return run(x, timesteps, labels, nullptr, false);
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
@@ -209,6 +195,23 @@ class UNet {
   // Up level i, ResBlock j pops skip number (total - 1 - (i (L + 1) + j)).
   size_t up_skip_index(int i, int j) const {
     return skip_channels_.size() - 1 - size_t(i * (config_.layers_per_block + 1) + j);
+  }
+
+  Tensor<T, B> infer_in_shares(const Tensor<T, B>& x, std::span<const double> timesteps,
+                               std::span<const int64_t> labels) {
+    check_inputs(x, timesteps, labels);
+    const int64_t n = x.dim(0);
+    Tensor<T, B> y({n, config_.out_channels, x.dim(2), x.dim(3)});
+    const int64_t in_size = x.numel() / n, out_size = y.numel() / n;
+    B::in_batch_shares(n, [&](int64_t first, int64_t last) {
+      const int64_t count = last - first;
+      Tensor<T, B> share({count, x.dim(1), x.dim(2), x.dim(3)});
+      B::copy(share.data(), x.data() + first * in_size, share.numel());
+      const Tensor<T, B> out = run(share, timesteps.subspan(first, count),
+                                   labels.empty() ? labels : labels.subspan(first, count), nullptr, false);
+      B::copy(y.data() + first * out_size, out.data(), out.numel());
+    });
+    return y;
   }
 
   template <class Layer>
