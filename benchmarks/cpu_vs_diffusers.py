@@ -4,7 +4,7 @@ machine in one script; prints images per second, ratios and peak memory.
 
     benchmarks/cpu_vs_diffusers.py NAME=BUILD_DIR [NAME=BUILD_DIR ...]
         [--threads N] [--min-time S] [--rounds R] [--rows fwd,train,opt,ddim]
-        [--wait-policy passive|active|default]
+        [--wait-policy passive|active|default] [--isa native|avx2]
 
 Each NAME=BUILD_DIR is a build of bench_unet_cpu (scripts/bench makes
 three: default flags, -march=x86-64-v3 and -march=native). The peers are
@@ -27,6 +27,11 @@ on a KVM guest, libgomp's default spin-then-sleep made haze's training
 step up to 1.4x slower (its spinning vCPU is descheduled by the host and
 wakes late) and did not change PyTorch's speed; `default` leaves the
 variable unset, as a program run without it sees.
+`--isa avx2` makes an AVX-512 machine stand in for an AVX2-only one, on
+both sides: haze with HAZE_CPU_ISA=avx2 (a build whose flags name an ISA,
+-march=native say, keeps its own), PyTorch with ATEN_CPU_CAPABILITY=avx2,
+oneDNN with ONEDNN_MAX_CPU_ISA=AVX2 and OpenBLAS with
+OPENBLAS_CORETYPE=Haswell.
 diffusers is needed for this script only (scripts/bench installs it).
 """
 import argparse
@@ -164,6 +169,8 @@ def main():
     parser.add_argument("--rows", default="fwd,train,opt,ddim")
     parser.add_argument("--wait-policy", choices=("passive", "active", "default"), default="passive",
                         help="OMP_WAIT_POLICY for haze and PyTorch alike")
+    parser.add_argument("--isa", choices=("native", "avx2"), default="native",
+                        help="avx2: cap haze's and PyTorch's kernels at AVX2 (an AVX2-only CPU on an AVX-512 one)")
     parser.add_argument("--golden", action=argparse.BooleanOptionalAction, default=True,
                         help="also time tests/golden's reference model")
     args = parser.parse_args()
@@ -172,6 +179,9 @@ def main():
     env.pop("OMP_WAIT_POLICY", None)
     if args.wait_policy != "default":
         env["OMP_WAIT_POLICY"] = args.wait_policy
+    if args.isa == "avx2":
+        env.update(HAZE_CPU_ISA="avx2", ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2",
+                   DNNL_MAX_CPU_ISA="AVX2", OPENBLAS_CORETYPE="Haswell")
     peers = ["diffusers"] + (["golden"] if args.golden else [])
 
     import torch
@@ -183,7 +193,8 @@ def main():
     print(f"PyTorch {torch.__version__} (BLAS {os.path.realpath('/usr/lib/x86_64-linux-gnu/libblas.so.3')}, "
           f"mkldnn {torch.backends.mkldnn.is_available()}), diffusers {diffusers.__version__}; "
           f"{args.threads} threads, {args.rounds} rounds, {args.min_time} s each, "
-          f"OMP_WAIT_POLICY {env.get('OMP_WAIT_POLICY', 'unset')}")
+          f"OMP_WAIT_POLICY {env.get('OMP_WAIT_POLICY', 'unset')}"
+          + ("; kernels capped at AVX2 on both sides" if args.isa == "avx2" else ""))
     names = [n for n, _ in builds]
     head = " ".join(f"{'haze ' + n:>13s}" for n in names) + " " + " ".join(f"{p:>10s}" for p in peers)
     ratios_head = " ".join(f"{n + '/diffusers':>22s}" for n in names)

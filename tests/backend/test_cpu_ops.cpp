@@ -448,25 +448,34 @@ TEMPLATE_TEST_CASE("Cpu softmax and its backward match naive loops", "[cpu][soft
   }
 }
 
-TEST_CASE("Cpu::in_batch_shares covers the batch once, one thread per share, and rethrows", "[cpu][threads]") {
-  const int saved = omp_get_max_threads();
-  for (int threads : {1, 2, 3}) {
+TEST_CASE("Cpu::in_batch_shares covers the batch once, a team of threads per share, and rethrows", "[cpu][threads]") {
+  const int saved = omp_get_max_threads(), levels = omp_get_max_active_levels();
+  for (int threads : {1, 2, 3, 4}) {
     for (int64_t n : {1, 2, 5, 64}) {
       CAPTURE(threads, n);
       omp_set_num_threads(threads);
-      std::vector<int> seen(n, 0), inner_threads(n, 0);
+      std::vector<int> seen(n, 0), inner_threads(n, 0), team(n, 0);
       std::atomic<int> empty_calls{0};  // counted, not asserted: Catch's macros are not thread-safe
       Cpu::in_batch_shares(n, [&](int64_t first, int64_t last) {
         if (first >= last) ++empty_calls;
+        int size = 0;
+#pragma omp parallel
+#pragma omp single
+        size = omp_get_num_threads();  // the threads a loop of this share gets
         for (int64_t i = first; i < last; ++i) {
           ++seen[i];
-          inner_threads[i] = int(Cpu::max_threads());  // what the share's own loops may use
+          inner_threads[i] = int(Cpu::max_threads());
+          team[i] = size;
         }
       });
+      // min(n, threads) teams of threads / teams threads each.
+      const int team_threads = threads / int(std::min<int64_t>(n, threads));
       CHECK(empty_calls == 0);
       CHECK(seen == std::vector<int>(n, 1));
-      CHECK(inner_threads == std::vector<int>(n, 1));
-      CHECK(Cpu::max_threads() == threads);  // the caller's setting is untouched
+      CHECK(inner_threads == std::vector<int>(n, team_threads));
+      CHECK(team == std::vector<int>(n, team_threads));
+      CHECK(Cpu::max_threads() == threads);  // the caller's settings are untouched
+      CHECK(omp_get_max_active_levels() == levels);
       omp_set_num_threads(saved);
     }
   }

@@ -188,6 +188,21 @@ TEST_CASE("ResBlock dropout masks are reproducible and scaled", "[nn][dropout]")
   CHECK(g1.offset == 2 * 4 * 4 * 4 / 4);
   const auto plain = block.infer(x, temb).to_host();  // no generator: no dropout
   CHECK(plain != a);
+  // A share of a batch (images [1, 2) of 2) draws the whole batch's mask
+  // for its images and moves the generator past the whole batch's.
+  haze::Generator g4{9};
+  Tensor second({1, 4, 4, 4});
+  haze::backend::Cpu::copy(second.data(), x.data() + 64, 64);
+  Tensor second_temb({1, 8});
+  haze::backend::Cpu::copy(second_temb.data(), temb.data() + 8, 8);
+  const auto share = block.forward(second, second_temb, &g4, {.first = 1, .batch = 2}).to_host();
+  CHECK(g4.offset == g1.offset);
+  const std::vector<double> a_second(a.begin() + 64, a.end());
+  // The same arithmetic on a one-image batch; 1e-12 allows a product
+  // blocked for one image instead of two, a wrong mask is off by O(1).
+  for (size_t i = 0; i < share.size(); ++i) CHECK(share[i] == Approx(a_second[i]).margin(1e-12));
+  CHECK_THROWS_WITH(block.forward(second, second_temb, &g4, {.first = 2, .batch = 2}),
+                    mentions("share of 1 images from 2 lies outside a batch of 2"));
   CHECK_THROWS_WITH((nn::ResBlock<double, Cpu>(4, 4, 8, 2, 1e-5, 1.0)), mentions("dropout must be in [0, 1)"));
 }
 

@@ -137,21 +137,31 @@ struct Cpu {
     }
   }
 
-  // body(first, last) on one contiguous share of a batch [0, n) per thread,
-  // each share run as a one-thread program (its nested loops take one
-  // thread): one fork and join for a whole network instead of one per op.
-  // For items computed independently of each other by ops whose bits do
-  // not depend on the thread count, the result is body(0, n)'s. A thread
-  // that would get no item gets no call; the first exception is rethrown.
+  // body(first, last) on one contiguous share of a batch [0, n) per team:
+  // min(n, threads) teams of threads / teams threads each, every share run
+  // as a program of its team's threads (one each, unless the batch is
+  // smaller than the thread count): one fork and join for a whole network
+  // instead of one per op on every thread. For items computed
+  // independently of each other by ops whose bits do not depend on the
+  // thread count, the result is body(0, n)'s. A team that would get no
+  // item gets no call; the first exception is rethrown.
   template <class F>
   static void in_batch_shares(int64_t n, const F& body) {
     std::exception_ptr error;
-#pragma omp parallel if (n > 1 && max_threads() > 1)
-    {
-      const int64_t threads = max_threads_here(), t = thread_index();
-      const int64_t first = n * t / threads, last = n * (t + 1) / threads;
+    const int64_t threads = max_threads(), teams = std::clamp<int64_t>(n, 1, threads), team_threads = threads / teams;
 #if defined(_OPENMP)
-      omp_set_num_threads(1);  // this implicit task's own setting; the caller's stays
+    // Teams of several threads need nested regions active; the setting is
+    // global, so it is put back afterwards.
+    const int levels = omp_get_max_active_levels();
+    const bool nest = teams > 1 && team_threads > 1 && omp_get_active_level() == 0 && levels < 2;
+    if (nest) omp_set_max_active_levels(2);
+#endif
+#pragma omp parallel num_threads(int(teams)) if (teams > 1)
+    {
+      const int64_t count = max_threads_here(), t = thread_index();
+      const int64_t first = n * t / count, last = n * (t + 1) / count;
+#if defined(_OPENMP)
+      omp_set_num_threads(int(team_threads));  // this implicit task's own setting; the caller's stays
 #endif
       try {
         if (first < last) body(first, last);
@@ -160,6 +170,9 @@ struct Cpu {
         if (!error) error = std::current_exception();
       }
     }
+#if defined(_OPENMP)
+    if (nest) omp_set_max_active_levels(levels);
+#endif
     if (error) std::rethrow_exception(error);
   }
 

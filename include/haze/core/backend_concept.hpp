@@ -41,11 +41,14 @@ inline constexpr bool prefers_row_calls = requires { requires B::row_calls; };
 
 // Whether a backend can run a batch as one share per thread
 // (`B::in_batch_shares(n, body)`, see backend::Cpu): on a few CPU threads a
-// network's many short ops otherwise fork and join once each. Callers split
-// only where `B::gemm_extent_exact()` says a share's bits are the batch's.
+// network's many short ops otherwise fork and join once each.
+// `B::gemm_extent_exact()` says whether a share's bits are the batch's;
+// `B::in_ranges(n, body)` splits a long pass over memory between threads.
 template <class B>
 inline constexpr bool splits_batches = requires(void (*body)(int64_t, int64_t)) {
   B::in_batch_shares(int64_t(1), body);
+  B::in_ranges(int64_t(1), body);
+  { B::max_threads() } -> std::convertible_to<int64_t>;
   { B::gemm_extent_exact() } -> std::same_as<bool>;
 };
 

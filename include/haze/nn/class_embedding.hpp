@@ -82,12 +82,17 @@ class ClassEmbedding {
     add_parameter(out, prefix, "weight", table_, ParamKind::Embedding);
   }
 
- private:
-  Tensor<int64_t, B> upload(std::span<const int64_t> labels) const {
+  // Throws haze::Error naming the first label outside [0, classes].
+  void check(std::span<const int64_t> labels) const {
     HAZE_REQUIRE(!labels.empty(), "ClassEmbedding: no labels");
     for (size_t n = 0; n < labels.size(); ++n)
       HAZE_REQUIRE(labels[n] >= 0 && labels[n] <= classes_, "ClassEmbedding: label ", labels[n], " of sample ", n,
                    " is outside [0, ", classes_, "] (", classes_, " classes plus the null class ", classes_, ")");
+  }
+
+ private:
+  Tensor<int64_t, B> upload(std::span<const int64_t> labels) const {
+    check(labels);
     return Tensor<int64_t, B>::from_host({static_cast<int64_t>(labels.size())}, labels);
   }
 

@@ -79,6 +79,15 @@ void zero_grad(Module& model) {
   for (auto& p : parameters_of(model)) ops::fill(*p.grad, typename Module::value_type(0));
 }
 
+// Where a share of a batch sits in the whole batch: images [first, first + n)
+// of `batch` (0: the share is the whole batch). Random draws made per
+// element (dropout masks) are indexed by the element's place in the whole
+// batch, so a batch run in shares draws what the whole batch would.
+struct BatchShare {
+  int64_t first = 0;
+  int64_t batch = 0;
+};
+
 // A handle on a forward input kept for backward (an alias, not a copy).
 template <Real T, Backend B>
 Tensor<T, B> keep(const Tensor<T, B>& x) {

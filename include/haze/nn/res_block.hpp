@@ -25,12 +25,14 @@ namespace haze::nn {
 namespace detail {
 
 template <class T>
-struct DropoutMask {  // mask[i] = (u_i >= p) / (1 - p), u_i from Philox block offset + i/4
+struct DropoutMask {  // mask[i] = (u_j >= p) / (1 - p), j = first + i, u_j from Philox block offset + j/4
   uint64_t seed, offset;
   double p;
+  uint64_t first;  // the share's first element in the whole batch
   HAZE_HD T operator()(int64_t i) const {
-    const philox::Block bits = philox::philox4x32_10(philox::counter_of(offset + uint64_t(i) / 4), philox::key_of(seed));
-    const double u = double(bits.v[i % 4]) * 2.3283064365386962890625e-10;
+    const uint64_t j = first + uint64_t(i);
+    const philox::Block bits = philox::philox4x32_10(philox::counter_of(offset + j / 4), philox::key_of(seed));
+    const double u = double(bits.v[j % 4]) * 2.3283064365386962890625e-10;
     return u >= p ? T(1 / (1 - p)) : T(0);
   }
 };
@@ -56,11 +58,14 @@ class ResBlock {
   int64_t out_channels() const { return out_; }
 
   // x [N, Cin, H, W], temb [N, E]. With a generator and dropout > 0 the
-  // dropout mask is drawn (training); without one dropout is off.
-  Tensor<T, B> forward(const Tensor<T, B>& x, const Tensor<T, B>& temb, Generator* gen = nullptr) {
-    return run(x, temb, gen, true);
+  // dropout mask is drawn (training); without one dropout is off. `share`
+  // places x in a larger batch: the mask is that batch's, and the generator
+  // moves past the whole batch's mask.
+  Tensor<T, B> forward(const Tensor<T, B>& x, const Tensor<T, B>& temb, Generator* gen = nullptr,
+                       BatchShare share = {}) {
+    return run(x, temb, gen, true, share);
   }
-  Tensor<T, B> infer(const Tensor<T, B>& x, const Tensor<T, B>& temb) { return run(x, temb, nullptr, false); }
+  Tensor<T, B> infer(const Tensor<T, B>& x, const Tensor<T, B>& temb) { return run(x, temb, nullptr, false, {}); }
 
   // Returns dL/dx; dL/dtemb is kept for backward_temb().
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
@@ -94,7 +99,8 @@ class ResBlock {
   }
 
  private:
-  Tensor<T, B> run(const Tensor<T, B>& x, const Tensor<T, B>& temb, Generator* gen, bool training) {
+  Tensor<T, B> run(const Tensor<T, B>& x, const Tensor<T, B>& temb, Generator* gen, bool training,
+                   BatchShare share) {
     x.require_nonempty("ResBlock::forward");
     temb.require_nonempty("ResBlock::forward (temb)");
     HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == in_, "ResBlock: expects input [N, ", in_, ", H, W], got ", x.shape());
@@ -107,9 +113,13 @@ class ResBlock {
     ops::add_per_sample_channel(h, step(time_emb_proj_, step(silu_temb_, temb)));
     h = step(silu2_, step(norm2_, h));
     if (training && gen && dropout_ > 0) {
+      HAZE_REQUIRE(share.batch == 0 || (share.first >= 0 && share.first + h.dim(0) <= share.batch),
+                   "ResBlock: share of ", h.dim(0), " images from ", share.first, " lies outside a batch of ",
+                   share.batch);
+      const int64_t per_image = h.numel() / h.dim(0), batch = share.batch > 0 ? share.batch : h.dim(0);
       mask_ = Tensor<T, B>(h.shape());
-      ops::map_index(mask_, detail::DropoutMask<T>{gen->seed, gen->offset, dropout_});
-      gen->offset += static_cast<uint64_t>(philox::blocks_for(h.numel()));
+      ops::map_index(mask_, detail::DropoutMask<T>{gen->seed, gen->offset, dropout_, uint64_t(share.first * per_image)});
+      gen->offset += static_cast<uint64_t>(philox::blocks_for(batch * per_image));
       ops::mul(h, mask_, h);
     }
     h = step(conv2_, h);

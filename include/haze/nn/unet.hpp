@@ -20,6 +20,8 @@
 // input (the skips are among them, held once) and the concatenated up-block
 // inputs.
 
+#include <algorithm>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -93,23 +95,48 @@ class UNet {
   // x [N, in, H, W]; one timestep per sample (may be fractional); labels,
   // one per sample, when the model is class-conditional (num_classes = the
   // null class). A generator turns dropout on.
+  // On a backend that splits batches (the Cpu), forward and backward run a
+  // batch as `training_shares(N)` shares, one model replica each (see
+  // forward_in_shares).
   Tensor<T, B> forward(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {},
                        Generator* gen = nullptr) {
-    return run(x, timesteps, labels, gen, true);
+    cached_shares_ = 0;
+    if constexpr (splits_batches<B>) {
+      if (x.rank() == 4 && training_shares(x.dim(0)) > 1) return forward_in_shares(x, timesteps, labels, gen);
+    }
+    return run(x, timesteps, labels, gen, true, {});
   }
-  // On a backend that splits batches (the Cpu), each thread runs its own
-  // share of the batch: every image's result is the one run(x) gives, as
-  // no op mixes images and none depends on the thread count.
+  // Where every element of a product has the same bits whatever the
+  // product's extent (B::gemm_extent_exact(): the Cpu's packed GEMM), each
+  // thread runs one share of the batch; elsewhere infer takes forward's
+  // shares. Either way every image's result is forward's, as no op mixes
+  // images and none depends on the thread count.
   Tensor<T, B> infer(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {}) {
     if constexpr (splits_batches<B>) {
-      if (B::gemm_extent_exact()) return infer_in_shares(x, timesteps, labels);
+      const int64_t shares = x.rank() != 4            ? 1  // run() names the error
+                             : B::gemm_extent_exact() ? std::min<int64_t>(x.dim(0), B::max_threads())
+                                                    : training_shares(x.dim(0));
+      if (shares > 1) return infer_in_shares(x, timesteps, labels, shares);
     }
-    return run(x, timesteps, labels, nullptr, false);
+    return run(x, timesteps, labels, nullptr, false, {});
   }
+
+  // How many shares forward splits a batch of n into: fixed by n alone, so
+  // that no sum over the batch (the weight gradients) follows the thread
+  // count. Two: on two threads each share takes one (2x a one-thread step,
+  // against 1.5x forking per op); on more, each share's ops split between
+  // its team of threads (Cpu::in_batch_shares). More shares would repeat
+  // each layer's per-call setup (packing the weights) once more per share:
+  // 8 shares of a batch of 16 cost a one-thread step of the small preset
+  // 30%. The second share holds its own gradient buffers.
+  static int64_t training_shares(int64_t n) { return std::clamp<int64_t>(n, 1, 2); }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
     HAZE_REQUIRE(cached_, "UNet::backward called without a matching forward");
     cached_ = false;
+    if constexpr (splits_batches<B>) {
+      if (cached_shares_ > 1) return backward_in_shares(dy);
+    }
     Tensor<T, B> dh = conv_norm_out_.backward(silu_out_.backward(conv_out_.backward(dy)));
     Tensor<T, B> dtemb = Tensor<T, B>::zeros({dh.dim(0), config_.time_embed_dim()});
     std::vector<Tensor<T, B>> dskips(skip_channels_.size());
@@ -197,21 +224,116 @@ class UNet {
     return skip_channels_.size() - 1 - size_t(i * (config_.layers_per_block + 1) + j);
   }
 
+  // Share s of `shares` holds images [n s / shares, n (s + 1) / shares).
+  static int64_t share_begin(int64_t s, int64_t shares, int64_t n) { return n * s / shares; }
+
+  // body(share, first, last) for each share, the threads taking contiguous
+  // runs of shares, each share run as a one-thread program.
+  template <class F>
+  static void for_each_share(int64_t n, int64_t shares, const F& body) {
+    B::in_batch_shares(shares, [&](int64_t s0, int64_t s1) {
+      for (int64_t s = s0; s < s1; ++s) body(s, share_begin(s, shares, n), share_begin(s + 1, shares, n));
+    });
+  }
+
+  // Images [first, last) of x, copied (a layer keeps its input for backward).
+  static Tensor<T, B> images(const Tensor<T, B>& x, int64_t first, int64_t last) {
+    const int64_t size = x.numel() / x.dim(0);
+    Tensor<T, B> part({last - first, x.dim(1), x.dim(2), x.dim(3)});
+    B::copy(part.data(), x.data() + first * size, part.numel());
+    return part;
+  }
+  static void put_images(const Tensor<T, B>& part, int64_t first, Tensor<T, B>& whole) {
+    B::copy(whole.data() + first * (whole.numel() / whole.dim(0)), part.data(), part.numel());
+  }
+
+  static std::span<const int64_t> labels_of(std::span<const int64_t> labels, int64_t first, int64_t last) {
+    return labels.empty() ? labels : labels.subspan(first, last - first);
+  }
+
   Tensor<T, B> infer_in_shares(const Tensor<T, B>& x, std::span<const double> timesteps,
-                               std::span<const int64_t> labels) {
+                               std::span<const int64_t> labels, int64_t shares) {
     check_inputs(x, timesteps, labels);
     const int64_t n = x.dim(0);
     Tensor<T, B> y({n, config_.out_channels, x.dim(2), x.dim(3)});
-    const int64_t in_size = x.numel() / n, out_size = y.numel() / n;
-    B::in_batch_shares(n, [&](int64_t first, int64_t last) {
-      const int64_t count = last - first;
-      Tensor<T, B> share({count, x.dim(1), x.dim(2), x.dim(3)});
-      B::copy(share.data(), x.data() + first * in_size, share.numel());
-      const Tensor<T, B> out = run(share, timesteps.subspan(first, count),
-                                   labels.empty() ? labels : labels.subspan(first, count), nullptr, false);
-      B::copy(y.data() + first * out_size, out.data(), out.numel());
+    for_each_share(n, shares, [&](int64_t, int64_t first, int64_t last) {
+      put_images(run(images(x, first, last), timesteps.subspan(first, last - first), labels_of(labels, first, last),
+                     nullptr, false, {}),
+                 first, y);
     });
     return y;
+  }
+
+  // Training in shares: share s runs on replica s, a UNet whose parameter
+  // values are this one's (aliases) and which keeps its own caches. Replica
+  // 0 adds its gradients straight into this model's; the others into their
+  // own, which backward then adds in share order. Dropout masks are drawn by
+  // place in the whole batch (BatchShare), so they are the whole batch's.
+  Tensor<T, B> forward_in_shares(const Tensor<T, B>& x, std::span<const double> timesteps,
+                                 std::span<const int64_t> labels, Generator* gen) {
+    check_inputs(x, timesteps, labels);
+    const int64_t n = x.dim(0), shares = training_shares(n);
+    bind_replicas(shares);
+    Tensor<T, B> y({n, config_.out_channels, x.dim(2), x.dim(3)});
+    std::vector<Generator> gens(size_t(shares), gen ? *gen : Generator{0});
+    for_each_share(n, shares, [&](int64_t s, int64_t first, int64_t last) {
+      put_images(replicas_[s]->run(images(x, first, last), timesteps.subspan(first, last - first),
+                                   labels_of(labels, first, last), gen ? &gens[s] : nullptr, true, {first, n}),
+                 first, y);
+    });
+    if (gen) *gen = gens[0];  // every share moved past the whole batch's masks
+    cached_ = true;
+    cached_shares_ = shares;
+    output_shape_ = y.shape();
+    return y;
+  }
+
+  Tensor<T, B> backward_in_shares(const Tensor<T, B>& dy) {
+    const int64_t shares = std::exchange(cached_shares_, 0), n = output_shape_[0];
+    HAZE_REQUIRE(dy.shape() == output_shape_, "UNet::backward: dy ", dy.shape(), " does not match the forward output ",
+                 output_shape_);
+    Tensor<T, B> dx({n, config_.in_channels, dy.dim(2), dy.dim(3)});
+    for_each_share(n, shares, [&](int64_t s, int64_t first, int64_t last) {
+      if (s > 0) zero_grad(*replicas_[s]);
+      put_images(replicas_[s]->backward(images(dy, first, last)), first, dx);
+    });
+    add_replica_grads(shares);
+    return dx;
+  }
+
+  // Replicas 0 .. shares - 1 share this model's parameter values; replica 0
+  // its gradients too. Bound at every forward: a parameter's tensor may
+  // have been replaced (a checkpoint loaded) since the last.
+  void bind_replicas(int64_t shares) {
+    while (int64_t(replicas_.size()) < shares) replicas_.push_back(std::make_unique<UNet>(config_));
+    const Parameters<T, B> mine = parameters_of(*this);
+    for (int64_t s = 0; s < shares; ++s) {
+      const Parameters<T, B> theirs = parameters_of(*replicas_[s]);
+      for (size_t i = 0; i < mine.size(); ++i) {
+        *theirs[i].value = keep(*mine[i].value);
+        if (s == 0) *theirs[i].grad = keep(*mine[i].grad);  // the others keep their own
+      }
+    }
+  }
+
+  // grad += replica 1's + replica 2's + ... in that order, element by element.
+  void add_replica_grads(int64_t shares) {
+    const Parameters<T, B> mine = parameters_of(*this);
+    std::vector<Parameters<T, B>> theirs;
+    for (int64_t s = 1; s < shares; ++s) theirs.push_back(parameters_of(*replicas_[s]));
+    std::vector<int64_t> starts{0};  // parameter i's elements are [starts[i], starts[i + 1]) of all
+    for (const auto& p : mine) starts.push_back(starts.back() + p.grad->numel());
+    B::in_ranges(starts.back(), [&](int64_t begin, int64_t end) {
+      for (size_t i = size_t(std::upper_bound(starts.begin(), starts.end(), begin) - starts.begin() - 1);
+           i < mine.size() && starts[i] < end; ++i) {
+        const int64_t lo = std::max(begin, starts[i]) - starts[i], hi = std::min(end, starts[i + 1]) - starts[i];
+        T* grad = mine[i].grad->data();
+        for (const auto& replica : theirs) {
+          const T* part = replica[i].grad->data();
+          for (int64_t e = lo; e < hi; ++e) grad[e] += part[e];
+        }
+      }
+    });
   }
 
   template <class Layer>
@@ -220,7 +342,7 @@ class UNet {
   }
 
   Tensor<T, B> run(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels,
-                   Generator* gen, bool training) {
+                   Generator* gen, bool training, BatchShare share) {
     check_inputs(x, timesteps, labels);
     // Time (and class) embedding.
     const Tensor<T, B> sinusoid = sinusoidal_embedding<T, B>(timesteps, config_.block_out_channels[0]);
@@ -229,7 +351,7 @@ class UNet {
       ops::axpy(T(1), training ? class_embedding_->forward(labels) : class_embedding_->infer(labels), temb);
     }
     const auto resnet = [&](ResBlock<T, B>& block, const Tensor<T, B>& in) {
-      return training ? block.forward(in, temb, gen) : block.infer(in, temb);
+      return training ? block.forward(in, temb, gen, share) : block.infer(in, temb);
     };
 
     std::vector<Tensor<T, B>> skips;
@@ -283,6 +405,7 @@ class UNet {
     if (class_embedding_) {
       HAZE_REQUIRE(static_cast<int64_t>(labels.size()) == x.dim(0), "UNet: class-conditional model needs ",
                    x.dim(0), " labels, got ", labels.size(), " (use ", config_.num_classes, " for no class)");
+      class_embedding_->check(labels);  // here, so that a bad label is named by its place in the whole batch
     } else {
       HAZE_REQUIRE(labels.empty(), "UNet: labels given to an unconditional model (num_classes = 0)");
     }
@@ -300,6 +423,9 @@ class UNet {
   Conv2d<T, B> conv_out_;
   std::vector<int64_t> skip_channels_;  // channels of each skip, in push order
   bool cached_ = false;
+  int64_t cached_shares_ = 0;                   // > 1: the cached forward ran in that many shares
+  Shape output_shape_;                          // of that forward
+  std::vector<std::unique_ptr<UNet>> replicas_;  // share s runs on replicas_[s]
 };
 
 }  // namespace haze::nn
