@@ -24,6 +24,25 @@ nn::UNetConfig tiny_conditional() {
   c.num_classes = 4;  // + the null class 4, as in tests/golden/nn/unet_tiny.txt
   return c;
 }
+
+// A batch of five 16 x 16 inputs for `config`, with timesteps and (for a
+// class-conditional model) labels: five images split unevenly on 2 and 3
+// threads and into training's two shares.
+template <class T>
+struct FiveImages {
+  haze::Tensor<T, Cpu> x;
+  std::vector<double> t = {3, 999, 0.5, 250, 41};
+  std::vector<int64_t> labels;
+};
+
+template <class T>
+FiveImages<T> five_images(const nn::UNetConfig& config, uint64_t seed) {
+  const int64_t n = 5, c = config.in_channels;
+  FiveImages<T> batch;
+  batch.x = haze::Tensor<T, Cpu>::from_host({n, c, 16, 16}, haze::test::uniform<T>(n * c * 256, seed));
+  if (config.num_classes > 0) batch.labels = {0, 4, 2, 1, 3};
+  return batch;
+}
 }  // namespace
 
 TEST_CASE("UNet parameters carry diffusers' state_dict names and shapes", "[nn][unet]") {
@@ -235,28 +254,23 @@ TEMPLATE_TEST_CASE("UNet forward and backward give the same bits on any thread c
   // share order: one thread runs both, two or three threads one each (the
   // third idle), four two each. Dropout is on: each share draws its
   // images' part of the whole batch's masks.
-  using Tensor = haze::Tensor<TestType, Cpu>;
   for (nn::UNetConfig config : {nn::UNetConfig::small(), tiny_conditional()}) {
     CAPTURE(config.block_out_channels);
     config.dropout = 0.1;
     nn::UNet<TestType, Cpu> unet(config);
     haze::test::deterministic_init(unet);
-    const int64_t n = 5, size = config.in_channels * 256;
-    const auto x = Tensor::from_host({n, config.in_channels, 16, 16}, haze::test::uniform<TestType>(n * size, 7));
-    const auto dy = Tensor::from_host({n, config.in_channels, 16, 16}, haze::test::uniform<TestType>(n * size, 8));
-    const std::vector<double> t = {3, 999, 0.5, 250, 41};
-    std::vector<int64_t> labels;
-    if (config.num_classes > 0) labels = {0, 4, 2, 1, 3};
+    const auto in = five_images<TestType>(config, 7);
+    const auto dy = five_images<TestType>(config, 8).x;
     const int saved = omp_get_max_threads();
     const auto train_on = [&](int threads) {
       omp_set_num_threads(threads);
       nn::zero_grad(unet);
       haze::Generator gen{11, 3};
-      std::vector<std::vector<TestType>> out{unet.forward(x, t, labels, &gen).to_host(), unet.backward(dy).to_host()};
+      std::vector<std::vector<TestType>> out{unet.forward(in.x, in.t, in.labels, &gen).to_host(),
+                                             unet.backward(dy).to_host()};
       for (auto& p : nn::parameters_of(unet)) out.push_back(p.grad->to_host());
-      out.push_back({TestType(gen.offset)});
       omp_set_num_threads(saved);
-      return out;
+      return std::pair{out, gen.offset};
     };
     const auto reference = train_on(1);
     CHECK(train_on(2) == reference);
@@ -268,9 +282,10 @@ TEMPLATE_TEST_CASE("UNet forward and backward give the same bits on any thread c
 TEMPLATE_TEST_CASE("UNet::infer in batch shares gives forward's bits on any thread count", "[nn][unet][threads]",
                    float, double) {
   // infer runs each thread's share of the batch as a one-thread program
-  // (Cpu::in_batch_shares); forward runs the whole batch through
-  // multithreaded ops. They agree only if no op mixes images or depends on
-  // the thread count. Batch 5 splits unevenly on 2 and 3 threads; the
+  // (Cpu::in_batch_shares), forward its two fixed shares (where a
+  // product's bits follow its extent, infer takes those shares too). They
+  // agree only if no op mixes images or depends on the thread count. Batch
+  // 5 splits unevenly on 2 and 3 threads; the
   // 16 x 16 input with 32 channels takes the direct convolution, the 8 x 8
   // level the banded one, the stride-2 Downsample the GEMM.
   using Tensor = haze::Tensor<TestType, Cpu>;
@@ -278,12 +293,7 @@ TEMPLATE_TEST_CASE("UNet::infer in batch shares gives forward's bits on any thre
     CAPTURE(config.block_out_channels);
     nn::UNet<TestType, Cpu> unet(config);
     haze::test::deterministic_init(unet);
-    const int64_t n = 5;
-    const auto x = Tensor::from_host({n, config.in_channels, 16, 16},
-                                     haze::test::uniform<TestType>(n * config.in_channels * 256, 7));
-    const std::vector<double> t = {3, 999, 0.5, 250, 41};
-    std::vector<int64_t> labels;
-    if (config.num_classes > 0) labels = {0, 4, 2, 1, 3};
+    const auto [x, t, labels] = five_images<TestType>(config, 7);
     const int saved = omp_get_max_threads();
     const auto infer_on = [&](int threads) {
       omp_set_num_threads(threads);

@@ -227,8 +227,8 @@ class UNet {
   // Share s of `shares` holds images [n s / shares, n (s + 1) / shares).
   static int64_t share_begin(int64_t s, int64_t shares, int64_t n) { return n * s / shares; }
 
-  // body(share, first, last) for each share, the threads taking contiguous
-  // runs of shares, each share run as a one-thread program.
+  // body(share, first, last) for each share, the teams of threads taking
+  // contiguous runs of shares (Cpu::in_batch_shares).
   template <class F>
   static void for_each_share(int64_t n, int64_t shares, const F& body) {
     B::in_batch_shares(shares, [&](int64_t s0, int64_t s1) {
