@@ -1,6 +1,7 @@
 // Every Cpu primitive, in float and double, against naive loops in long
 // double. Tolerances are stated where they are used, with the reason.
 #include <haze/haze.hpp>
+#include <haze/nn/activation.hpp>
 #include <haze/ops/layout.hpp>
 #include <haze/ops/softmax.hpp>
 
@@ -103,6 +104,59 @@ TEMPLATE_TEST_CASE("Cpu elementwise ops match naive loops exactly", "[cpu][eleme
     haze::ops::copy(a, out);
     CHECK(out.to_host() == ha);
   }
+}
+
+// A default x86 build runs for_each_index's loops compiled for AVX2 or
+// AVX-512 where the processor has them (backend/cpu/index_loop.hpp), with
+// multiply-adds left unfused: every loop this build holds must give the
+// SSE2 loop's bits. SiLU's passes (fast_exp, divisions, products of sums)
+// are where fusing would show.
+TEMPLATE_TEST_CASE("Cpu elementwise loops give the same bits at every ISA", "[cpu][elementwise]", float, double) {
+  using T = TestType;
+  namespace bd = haze::backend::detail;
+  const int64_t n = 4099;  // odd: the vector loops' remainders run too
+  auto x = uniform<T>(n, 5), dy = uniform<T>(n, 6), c = uniform<T>(n, 7);
+  for (auto& v : x) v *= T(12);  // [-12, 12]: SiLU's exp far from 1 on both sides
+  using Forward = haze::ops::detail::MapKernel<T, haze::nn::SiluForward, 1>;
+  using Backward = haze::ops::detail::MapKernel<T, haze::nn::SiluBackward, 2>;
+  using Fma = haze::ops::detail::MapKernel<T, FusedMultiplyAdd, 3>;
+  struct Outputs {
+    std::vector<T> forward, backward, fma;
+  };
+  const auto run = [&](auto forward_loop, auto backward_loop, auto fma_loop) {
+    Outputs out{std::vector<T>(n), std::vector<T>(n), std::vector<T>(n)};
+    forward_loop(Forward{out.forward.data(), {x.data()}, {}}, 0, n);
+    backward_loop(Backward{out.backward.data(), {x.data(), dy.data()}, {}}, 0, n);
+    fma_loop(Fma{out.fma.data(), {x.data(), dy.data(), c.data()}, {}}, 0, n);
+    return out;
+  };
+  const Outputs baseline = run(&bd::index_loop<Forward>, &bd::index_loop<Backward>, &bd::index_loop<Fma>);
+  for (int64_t i = 0; i < n; ++i) REQUIRE(baseline.fma[i] == T(T(x[i] * dy[i]) + c[i]));
+  int loops = 0;
+  const auto same_bits = [&](const char* name, const Outputs& out) {
+    CAPTURE(name);
+    ++loops;
+    const auto differing = [](const std::vector<T>& a, const std::vector<T>& b) {
+      int64_t count = 0;
+      for (size_t i = 0; i < a.size(); ++i) count += a[i] != b[i];
+      return count;
+    };
+    CHECK(differing(out.forward, baseline.forward) == 0);
+    CHECK(differing(out.backward, baseline.backward) == 0);
+    CHECK(differing(out.fma, baseline.fma) == 0);
+  };
+#if defined(HAZE_SIMD_DISPATCH)
+  if (haze::backend::simd_isa_available(haze::backend::SimdIsa::avx2))
+    same_bits("avx2", run(&bd::simd_avx2_without_fma::index_loop<Forward>,
+                          &bd::simd_avx2_without_fma::index_loop<Backward>, &bd::simd_avx2_without_fma::index_loop<Fma>));
+#endif
+#if defined(HAZE_AVX512_INDEX_LOOP)
+  if (haze::backend::simd_isa_available(haze::backend::SimdIsa::avx512))
+    same_bits("avx512", run(&bd::simd_avx512_without_fma::index_loop<Forward>,
+                            &bd::simd_avx512_without_fma::index_loop<Backward>,
+                            &bd::simd_avx512_without_fma::index_loop<Fma>));
+#endif
+  if (loops == 0) WARN("this build or processor holds only the baseline loop: nothing to compare");
 }
 
 TEMPLATE_TEST_CASE("Cpu ops allow the output to alias an input", "[cpu][elementwise]", float, double) {

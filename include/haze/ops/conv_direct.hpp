@@ -112,20 +112,40 @@ void pad_image(const T* image, int64_t C, int64_t H, int64_t W, int64_t p, T* pa
   }
 }
 
-// The weights of a convolution with `outputs` output channels and
-// `reduction` = inputs k k terms each, in blocks of mr output channels:
-// packed[block][t][m] = weight(block mr + m, t), zero past the last channel.
-template <class T, class Weight>
-void pack_direct_weights(int64_t outputs, int64_t reduction, int mr, Weight weight, T* packed) {
-  for (int64_t o0 = 0; o0 < outputs; o0 += mr)
-    for (int64_t t = 0; t < reduction; ++t)
-      for (int m = 0; m < mr; ++m) *packed++ = o0 + m < outputs ? weight(o0 + m, t) : T(0);
+// The weights w [outputs, reduction] of a convolution (reduction = inputs
+// k k terms per output channel), in blocks of mr output channels:
+// packed[block][t][m] = w[block mr + m, t], zero past the last channel.
+// Each row of w is read along memory and written into the block with a
+// stride of mr (the block is small; reading w down a column was not).
+template <class T>
+void pack_direct_weights(int64_t outputs, int64_t reduction, int mr, const T* w, T* packed) {
+  for (int64_t o0 = 0; o0 < outputs; o0 += mr, packed += reduction * mr)
+    for (int m = 0; m < mr; ++m) {
+      const T* row = o0 + m < outputs ? w + (o0 + m) * reduction : nullptr;
+      for (int64_t t = 0; t < reduction; ++t) packed[t * mr + m] = row ? row[t] : T(0);
+    }
+}
+
+// The same blocks for the data gradient's convolution, whose weights are
+// w~[c, o, tap] = w[o, c, taps - 1 - tap] (the kernel flipped, inputs and
+// outputs swapped): packed[block][o taps + tap][m] = w~[block mr + m, o, tap].
+template <class T>
+void pack_direct_flipped_weights(int64_t cout, int64_t channels, int64_t taps, int mr, const T* w, T* packed) {
+  const int64_t reduction = cout * taps;
+  for (int64_t c0 = 0; c0 < channels; c0 += mr, packed += reduction * mr)
+    for (int m = 0; m < mr; ++m)
+      for (int64_t o = 0; o < cout; ++o) {
+        const T* kernel = c0 + m < channels ? w + (o * channels + c0 + m) * taps : nullptr;
+        for (int64_t tap = 0; tap < taps; ++tap)
+          packed[(o * taps + tap) * mr + m] = kernel ? kernel[taps - 1 - tap] : T(0);
+      }
 }
 
 inline int64_t direct_blocks(int64_t outputs, int mr) { return (outputs + mr - 1) / mr; }
 
 // y [N, outputs, H, W] = conv(x [N, C, H, W]) + bias, for weights packed by
-// pack_direct_weights and bias padded to whole blocks (zeros for dx).
+// pack_direct_weights (or pack_direct_flipped_weights) and bias padded to
+// whole blocks (zeros for dx).
 template <Real T>
 void direct_same_conv(const DirectKernels<T>& kernels, const T* x, int64_t N, const ConvGeometry& g,
                       const T* packed, const T* bias, int64_t outputs, T* y) {
@@ -220,9 +240,7 @@ void conv2d_forward_direct(const Tensor<T, backend::Cpu>& x, const Tensor<T, bac
   const int MR = kernels.mr;
   const int64_t cout = w.dim(0), reduction = g.patch(), blocks = direct_blocks(cout, MR);
   Tensor<T, backend::Cpu> packed({blocks * MR * reduction}), bias({blocks * MR});
-  const T* wd = w.data();
-  pack_direct_weights<T>(cout, reduction, MR,
-                         [wd, reduction](int64_t o, int64_t t) { return wd[o * reduction + t]; }, packed.data());
+  pack_direct_weights(cout, reduction, MR, w.data(), packed.data());
   std::fill_n(std::copy_n(b.data(), cout, bias.data()), blocks * MR - cout, T(0));
   direct_same_conv(kernels, x.data(), x.dim(0), g, packed.data(), bias.data(), cout, y.data());
 }
@@ -236,13 +254,7 @@ void conv2d_data_grad_direct(const Tensor<T, backend::Cpu>& w, const Tensor<T, b
   const int MR = kernels.mr;
   const int64_t cout = w.dim(0), taps = g.kernel_h * g.kernel_w, blocks = direct_blocks(g.channels, MR);
   Tensor<T, backend::Cpu> packed({blocks * MR * cout * taps}), zeros({blocks * MR});
-  const T* wd = w.data();
-  const int64_t channels = g.channels;
-  pack_direct_weights<T>(channels, cout * taps, MR,
-                         [wd, channels, taps](int64_t c, int64_t t) {
-                           return wd[((t / taps) * channels + c) * taps + (taps - 1 - t % taps)];
-                         },
-                         packed.data());
+  pack_direct_flipped_weights(cout, g.channels, taps, MR, w.data(), packed.data());
   std::fill_n(zeros.data(), blocks * MR, T(0));
   direct_same_conv(kernels, dy.data(), dy.dim(0), dx_geometry(g, cout), packed.data(), zeros.data(), g.channels,
                    dx.data());

@@ -64,35 +64,51 @@ const GemmKernel<T>* packed_gemm_kernel(SimdIsa isa) {
 // MC x KC of A (about 150 KiB) stays in L2.
 inline constexpr int64_t gemm_kc = 256, gemm_mc_tiles = 24, gemm_nc = 3072;
 
-// op(X)[r, c] for a row-major X with leading dimension ld.
-template <class T>
-inline T gemm_at(const T* x, int64_t ld, bool transposed, int64_t r, int64_t c) {
-  return transposed ? x[c * ld + r] : x[r * ld + c];
-}
-
 // Rows [i0, i0 + mc) x k [k0, k0 + kc) of op(A) as panels [kc][mr], zero past mc.
+// Each loop reads its source along memory (a row of A, or of A^T) and
+// writes the small, cache-resident panel with a stride: reading A down a
+// column instead was 6% of a training step.
 template <class T>
 void pack_gemm_a(const T* a, int64_t lda, bool ta, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int64_t mr,
                  T* packed) {
-  for (int64_t p = 0; p < mc; p += mr)
-    for (int64_t k = 0; k < kc; ++k)
-      for (int64_t m = 0; m < mr; ++m)
-        *packed++ = p + m < mc ? gemm_at(a, lda, ta, i0 + p + m, k0 + k) : T(0);
+  for (int64_t p = 0; p < mc; p += mr, packed += kc * mr) {
+    const int64_t rows = std::min(mr, mc - p);
+    if (ta) {
+      for (int64_t k = 0; k < kc; ++k) {
+        std::copy_n(a + (k0 + k) * lda + i0 + p, rows, packed + k * mr);
+        std::fill(packed + k * mr + rows, packed + (k + 1) * mr, T(0));
+      }
+      continue;
+    }
+    for (int64_t m = 0; m < rows; ++m) {
+      const T* row = a + (i0 + p + m) * lda + k0;
+      for (int64_t k = 0; k < kc; ++k) packed[k * mr + m] = row[k];
+    }
+    for (int64_t m = rows; m < mr; ++m)
+      for (int64_t k = 0; k < kc; ++k) packed[k * mr + m] = T(0);
+  }
 }
 
 // k [k0, k0 + kc) x columns [j0, j0 + nc) of op(B) as panels [kc][nr], zero past nc.
 template <class T>
 void pack_gemm_b(const T* b, int64_t ldb, bool tb, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t nr,
                  T* packed) {
-  for (int64_t p = 0; p < nc; p += nr)
-    for (int64_t k = 0; k < kc; ++k) {
-      const int64_t width = std::min(nr, nc - p);
-      if (!tb) std::copy_n(b + (k0 + k) * ldb + j0 + p, width, packed);
-      else
-        for (int64_t n = 0; n < width; ++n) packed[n] = b[(j0 + p + n) * ldb + k0 + k];
-      std::fill(packed + width, packed + nr, T(0));
-      packed += nr;
+  for (int64_t p = 0; p < nc; p += nr, packed += kc * nr) {
+    const int64_t width = std::min(nr, nc - p);
+    if (!tb) {
+      for (int64_t k = 0; k < kc; ++k) {
+        std::copy_n(b + (k0 + k) * ldb + j0 + p, width, packed + k * nr);
+        std::fill(packed + k * nr + width, packed + (k + 1) * nr, T(0));
+      }
+      continue;
     }
+    for (int64_t n = 0; n < width; ++n) {
+      const T* row = b + (j0 + p + n) * ldb + k0;
+      for (int64_t k = 0; k < kc; ++k) packed[k * nr + n] = row[k];
+    }
+    for (int64_t n = width; n < nr; ++n)
+      for (int64_t k = 0; k < kc; ++k) packed[k * nr + n] = T(0);
+  }
 }
 
 // C[rows, cols] block of C = beta C + alpha op(A) op(B), on this thread.
