@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "haze/backend/cpu.hpp"
+#include "haze/backend/cpu/packed_gemm.hpp"
 #include "haze/backend/cpu/simd_isa.hpp"
 #include "haze/core/tensor.hpp"
 #include "haze/ops/conv_bands.hpp"
@@ -114,16 +115,11 @@ void pad_image(const T* image, int64_t C, int64_t H, int64_t W, int64_t p, T* pa
 
 // The weights w [outputs, reduction] of a convolution (reduction = inputs
 // k k terms per output channel), in blocks of mr output channels:
-// packed[block][t][m] = w[block mr + m, t], zero past the last channel.
-// Each row of w is read along memory and written into the block with a
-// stride of mr (the block is small; reading w down a column was not).
+// packed[block][t][m] = w[block mr + m, t], zero past the last channel
+// (the GEMM's panels of a row-major A).
 template <class T>
 void pack_direct_weights(int64_t outputs, int64_t reduction, int mr, const T* w, T* packed) {
-  for (int64_t o0 = 0; o0 < outputs; o0 += mr, packed += reduction * mr)
-    for (int m = 0; m < mr; ++m) {
-      const T* row = o0 + m < outputs ? w + (o0 + m) * reduction : nullptr;
-      for (int64_t t = 0; t < reduction; ++t) packed[t * mr + m] = row ? row[t] : T(0);
-    }
+  backend::detail::pack_panels(w, reduction, false, 0, outputs, 0, reduction, int64_t(mr), packed);
 }
 
 // The same blocks for the data gradient's convolution, whose weights are
@@ -132,13 +128,15 @@ void pack_direct_weights(int64_t outputs, int64_t reduction, int mr, const T* w,
 template <class T>
 void pack_direct_flipped_weights(int64_t cout, int64_t channels, int64_t taps, int mr, const T* w, T* packed) {
   const int64_t reduction = cout * taps;
-  for (int64_t c0 = 0; c0 < channels; c0 += mr, packed += reduction * mr)
-    for (int m = 0; m < mr; ++m)
+  for (int64_t c0 = 0; c0 < channels; c0 += mr, packed += reduction * mr) {
+    const int64_t lanes = std::min<int64_t>(mr, channels - c0);
+    for (int64_t t = 0; t < reduction; ++t) std::fill(packed + t * mr + lanes, packed + (t + 1) * mr, T(0));
+    for (int64_t m = 0; m < lanes; ++m)
       for (int64_t o = 0; o < cout; ++o) {
-        const T* kernel = c0 + m < channels ? w + (o * channels + c0 + m) * taps : nullptr;
-        for (int64_t tap = 0; tap < taps; ++tap)
-          packed[(o * taps + tap) * mr + m] = kernel ? kernel[taps - 1 - tap] : T(0);
+        const T* kernel = w + (o * channels + c0 + m) * taps;
+        for (int64_t tap = 0; tap < taps; ++tap) packed[(o * taps + tap) * mr + m] = kernel[taps - 1 - tap];
       }
+  }
 }
 
 inline int64_t direct_blocks(int64_t outputs, int mr) { return (outputs + mr - 1) / mr; }
