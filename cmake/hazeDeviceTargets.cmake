@@ -26,4 +26,17 @@ if(HAZE_CCCL_INCLUDE_DIR AND TARGET CUDA::cublas AND NOT TARGET haze::device_cud
     # CMake 3.25 has no CUDA20 dialect flags for nvcc 13, so ask for C++20 directly.
     INTERFACE_COMPILE_OPTIONS $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>
     INTERFACE_LINK_LIBRARIES "haze::haze;CUDA::cublas;CUDA::cudart")
+  # cuDNN runs the convolutions where it is found (cudnn.h and libcudnn, in
+  # the toolkit or beside it); HAZE_CUDNN=OFF keeps im2col + cuBLAS.
+  option(HAZE_CUDNN "Run the CUDA build's convolutions on cuDNN where it is found" ON)
+  find_path(HAZE_CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_library(HAZE_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
+  if(HAZE_CUDNN AND HAZE_CUDNN_INCLUDE_DIR AND HAZE_CUDNN_LIBRARY)
+    set_property(TARGET haze::device_cuda APPEND PROPERTY INTERFACE_INCLUDE_DIRECTORIES ${HAZE_CUDNN_INCLUDE_DIR})
+    set_property(TARGET haze::device_cuda APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS HAZE_CUDNN=1)
+    set_property(TARGET haze::device_cuda APPEND PROPERTY INTERFACE_LINK_LIBRARIES ${HAZE_CUDNN_LIBRARY})
+    message(STATUS "haze: the CUDA build runs convolutions on cuDNN (${HAZE_CUDNN_LIBRARY})")
+  else()
+    message(STATUS "haze: the CUDA build runs convolutions as im2col + cuBLAS (cuDNN off or not found)")
+  endif()
 endif()

@@ -14,6 +14,7 @@
 #if defined(__CUDACC__) || defined(THRUST_DEVICE_SYSTEM)
 #include "haze/backend/device.hpp"
 #endif
+#include "haze/backend/tf32.hpp"
 
 #include "haze/ops/combine.hpp"
 #include "haze/ops/elementwise.hpp"

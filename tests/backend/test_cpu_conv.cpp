@@ -1,6 +1,7 @@
 // The convolution products of ops/conv.hpp on the Cpu, in all of its forms
 // (bands of one image, the whole batch at once, and the SIMD direct form of
 // "same" convolutions), against a direct convolution summed in long double.
+#include <haze/backend/cpu.hpp>
 #include <haze/ops/conv.hpp>
 
 #include <algorithm>
@@ -15,6 +16,7 @@ using haze::backend::Cpu;
 using haze::ops::ConvGeometry;
 using Tensor = haze::Tensor<double, Cpu>;
 namespace detail = haze::ops::detail;
+namespace cpu_conv = haze::backend::cpu_conv;
 
 namespace {
 
@@ -80,9 +82,9 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
                         {2, 3, 32, 8, 8, 3, 1, 1}, {2, 2, 16, 8, 8, 5, 1, 2}, {17, 2, 16, 4, 8, 3, 1, 1}};
   std::map<haze::backend::SimdIsa, int> direct_cases, direct_dw_cases;
 #if defined(HAZE_DIRECT_CONV)
-  std::vector<const detail::DirectKernels<double>*> direct_kernel_sets;
+  std::vector<const cpu_conv::DirectKernels<double>*> direct_kernel_sets;
   for (auto isa : {haze::backend::SimdIsa::baseline, haze::backend::SimdIsa::avx2, haze::backend::SimdIsa::avx512})
-    if (haze::backend::simd_isa_available(isa)) direct_kernel_sets.push_back(&detail::direct_kernels_for<double>(isa));
+    if (haze::backend::simd_isa_available(isa)) direct_kernel_sets.push_back(&cpu_conv::direct_kernels_for<double>(isa));
 #endif
   for (const Case& cs : cases) {
     const ConvGeometry g{cs.cin, cs.h, cs.w, cs.k, cs.k, cs.stride, cs.pad};
@@ -106,32 +108,32 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
     for (int64_t rows : {int64_t(1), int64_t(2), g.out_height(), int64_t(0)}) {
       CAPTURE(cs.n, cs.cin, cs.cout, cs.h, cs.w, cs.k, cs.stride, cs.pad, rows);
       const auto bands_over = [&](int64_t extent, const ConvGeometry& geometry, int64_t weight_rows) {
-        return rows == 0 ? detail::bands_of<double>(geometry, weight_rows, detail::cpu_band_bytes)
-                         : detail::Bands{std::min(rows, extent), (extent + rows - 1) / rows};
+        return rows == 0 ? cpu_conv::bands_of<double>(geometry, weight_rows, cpu_conv::cpu_band_bytes)
+                         : cpu_conv::Bands{std::min(rows, extent), (extent + rows - 1) / rows};
       };
-      const detail::Bands bands = bands_over(g.out_height(), g, cs.cout);
-      const detail::Bands dx_bands = bands_over(cs.h, detail::dx_geometry(g, cs.cout), cs.cin);
+      const cpu_conv::Bands bands = bands_over(g.out_height(), g, cs.cout);
+      const cpu_conv::Bands dx_bands = bands_over(cs.h, cpu_conv::dx_geometry(g, cs.cout), cs.cin);
       Tensor y = Tensor::full(y_shape, std::nan("")), dx = Tensor::full(x_shape, std::nan(""));
       Tensor dw = Tensor::from_host(w_shape, dw0);
-      detail::conv2d_forward_banded(x, w, b, g, y, bands);
-      detail::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands);
+      cpu_conv::conv2d_forward_banded(x, w, b, g, y, bands);
+      cpu_conv::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands);
       check_close(y.to_host(), want.y, want.y_scale, double(g.patch()), "banded y");
       check_close(dw.to_host(), dw_want, dw_scale, dw_terms, "banded dw");
       check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "banded dx");
     }
 #if defined(HAZE_DIRECT_CONV)
     for (const auto* kernels : direct_kernel_sets) {  // the tiles of every ISA this processor runs
-      if (!detail::direct_conv_applies<double>(g, *kernels)) continue;
+      if (!cpu_conv::direct_conv_applies<double>(g, *kernels)) continue;
       CAPTURE(cs.n, cs.cin, cs.cout, cs.h, cs.w, cs.k, haze::backend::simd_isa_name(kernels->isa), kernels->lanes);
       Tensor y = Tensor::full(y_shape, std::nan("")), dx = Tensor::full(x_shape, std::nan(""));
-      detail::conv2d_forward_direct(x, w, b, g, y, *kernels);
-      detail::conv2d_data_grad_direct(w, dy, g, dx, *kernels);
+      cpu_conv::conv2d_forward_direct(x, w, b, g, y, *kernels);
+      cpu_conv::conv2d_data_grad_direct(w, dy, g, dx, *kernels);
       check_close(y.to_host(), want.y, want.y_scale, double(g.patch()), "direct y");
       check_close(dx.to_host(), want.dx, want.dx_scale, double(cs.cout * cs.k * cs.k), "direct dx");
       ++direct_cases[kernels->isa];
-      if (detail::direct_weight_grad_applies<double>(g, cs.cout, *kernels)) {
+      if (cpu_conv::direct_weight_grad_applies<double>(g, cs.cout, *kernels)) {
         Tensor dw = Tensor::from_host(w_shape, dw0);
-        detail::conv2d_weight_grad_direct(x, dy, g, dw, *kernels);
+        cpu_conv::conv2d_weight_grad_direct(x, dy, g, dw, *kernels);
         check_close(dw.to_host(), dw_want, dw_scale, dw_terms, "direct dw");
         ++direct_dw_cases[kernels->isa];
       }
@@ -156,14 +158,14 @@ TEST_CASE("Cpu conv2d: banded, whole-batch and direct forms match a direct convo
 
 TEST_CASE("Cpu conv2d bands fit the budget, cover the image, and outnumber the weights", "[cpu][conv]") {
   const ConvGeometry g{64, 32, 32, 3, 3, 1, 1};  // 576 x 32 floats of columns per output row
-  const auto bands = detail::bands_of<float>(g, 8, 256 << 10);
+  const auto bands = cpu_conv::bands_of<float>(g, 8, 256 << 10);
   CHECK(bands.rows == (256 << 10) / (576 * 32 * 4));  // 3 rows fit; 8 weight rows need only 1
   CHECK(bands.rows * bands.count >= 32);
   CHECK((bands.count - 1) * bands.rows < 32);
-  CHECK(detail::bands_of<float>(g, 64, 256 << 10).rows == 8);  // 4 x 64 columns = 8 rows of 32
-  CHECK(detail::bands_of<float>(g, 1024, 256 << 10).rows == 32);  // capped at the image
+  CHECK(cpu_conv::bands_of<float>(g, 64, 256 << 10).rows == 8);  // 4 x 64 columns = 8 rows of 32
+  CHECK(cpu_conv::bands_of<float>(g, 1024, 256 << 10).rows == 32);  // capped at the image
   const ConvGeometry huge{4096, 4, 64, 3, 3, 1, 1};  // one row exceeds the budget: still one row per band
-  CHECK(detail::bands_of<float>(huge, 1, 256 << 10).rows == 1);
+  CHECK(cpu_conv::bands_of<float>(huge, 1, 256 << 10).rows == 1);
 }
 
 TEST_CASE("ops::conv2d rejects mismatched shapes", "[cpu][conv][errors]") {

@@ -4,6 +4,7 @@
 // Device outputs start as NaN, so an element a kernel skipped always fails.
 #include <haze/haze.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -91,6 +92,34 @@ TEMPLATE_TEST_CASE("Device memory: factories, copies and transfers", "[device][m
   const int64_t live = stats.live_bytes.load();
   { auto scratch = Tensor<T, Device>::zeros({256}); CHECK(stats.live_bytes.load() == live + 256 * int64_t(sizeof(T))); }
   CHECK(stats.live_bytes.load() == live);
+}
+
+// The counters of backend/device_counters.hpp and the allocation cache,
+// which benchmarks/device_step_counts.cpp reports per step.
+TEST_CASE("Device counts launches, round trips, uploads and fresh allocations", "[device][counters]") {
+  const auto& counters = haze::backend::device_counters();
+  const auto& stats = haze::backend::memory_stats<Device>();
+  const auto a = Tensor<float, Device>::from_host({1000}, uniform<float>(1000, 1));
+  auto out = Tensor<float, Device>({1000});
+  const int64_t launches = counters.launches.load(), trips = counters.round_trips.load();
+  const int64_t uploads = counters.uploads.load();
+  haze::ops::add(a, a, out);  // one elementwise kernel
+  CHECK(counters.launches.load() == launches + 1);
+  CHECK(counters.round_trips.load() == trips);
+  const auto host = out.to_host();
+  CHECK(counters.round_trips.load() == trips + 1);
+  CHECK(host[7] == 2 * a.to_host()[7]);
+  const double total = Device::sum(out.data(), out.numel());  // a launch whose value the host reads
+  CHECK(std::isfinite(total));
+  CHECK(counters.launches.load() == launches + 2);
+  CHECK(counters.round_trips.load() == trips + 3);
+  out.assign_from_host(host);
+  CHECK(counters.uploads.load() == uploads + 1);
+  { const Tensor<float, Device> first({4321}); }  // freed into the cache
+  const int64_t fresh = stats.fresh_allocations.load(), requests = stats.allocations.load();
+  { const Tensor<float, Device> again({4321}); }  // the same size again: from the cache
+  CHECK(stats.allocations.load() == requests + 1);
+  CHECK(stats.fresh_allocations.load() == fresh);
 }
 
 TEMPLATE_TEST_CASE("Device elementwise ops equal Cpu", "[device][elementwise]", float, double) {
@@ -242,4 +271,38 @@ TEMPLATE_TEST_CASE("Device randn is bit-identical to Cpu", "[device][randn]", fl
       require_close(d, c, 0, 0);
     }
   }
+}
+
+// The precision switch (backend/tf32.hpp). With TF32 each float input keeps
+// 10 of its 23 mantissa bits (relative error 2^-11 each), so an element of
+// a product is off by at most about 2^-10 sum_k |a_ik||b_kj|; without it,
+// by float rounding only. Off the GPU the switch changes nothing.
+TEST_CASE("TF32 is off unless asked for, and bounded where it applies", "[device][gemm][precision]") {
+  REQUIRE_FALSE(haze::backend::tf32_allowed());
+  const int64_t m = 64, k = 1024, n = 96;
+  const auto host_a = uniform<float>(m * k, 31), host_b = uniform<float>(k * n, 32);
+  const auto a = Tensor<float, Device>::from_host({m, k}, host_a);
+  const auto b = Tensor<float, Device>::from_host({k, n}, host_b);
+  auto fp32 = device_sentinel<float>({m, n}), tf32 = device_sentinel<float>({m, n});
+  haze::ops::matmul(a, b, fp32);
+  haze::backend::allow_tf32(true);
+  haze::ops::matmul(a, b, tf32);
+  haze::backend::allow_tf32(false);
+  const auto y32 = fp32.to_host(), ytf = tf32.to_host();
+  double worst_fp32 = 0, worst_tf32 = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      long double exact = 0, scale = 0;
+      for (int64_t t = 0; t < k; ++t) {
+        const long double p = (long double)host_a[i * k + t] * host_b[t * n + j];
+        exact += p;
+        scale += std::fabs(p);
+      }
+      worst_fp32 = std::max(worst_fp32, double(std::fabs(y32[i * n + j] - exact) / scale));
+      worst_tf32 = std::max(worst_tf32, double(std::fabs(ytf[i * n + j] - exact) / scale));
+    }
+  INFO("fp32 " << worst_fp32 << ", tf32 " << worst_tf32);
+  CHECK(worst_fp32 <= 1e-5);  // k = 1024 float roundings at most, in practice far fewer
+  CHECK(worst_tf32 <= std::ldexp(1.0, -10));
+  if (!Device::is_cuda) CHECK(ytf == y32);
 }

@@ -4,6 +4,7 @@
 // schedule and prediction type are read back. A haze::Error is the expected
 // answer to a bad file; any other exception, a crash, a leak or an
 // allocation past libFuzzer's -malloc_limit_mb is a finding.
+#include <haze/backend/cpu.hpp>
 #include <haze/io/checkpoint.hpp>
 #include <haze/nn/unet.hpp>
 

@@ -31,9 +31,14 @@
 
 namespace haze::backend {
 
+namespace cpu_conv {
+struct Convolution;  // backend/cpu/convolution.hpp, included below
+}
+
 struct Cpu {
   static constexpr std::string_view name = "cpu";
   static constexpr bool row_calls = true;  // see prefers_row_calls
+  using convolution = cpu_conv::Convolution;  // see owns_convolution
 
   // Loops shorter than this run on one thread: below it the OpenMP fork/join
   // (a few microseconds) costs more than the loop.
@@ -335,3 +340,7 @@ struct Cpu {
 };
 
 }  // namespace haze::backend
+
+// Last, since it is written against the complete Cpu: whoever can name the
+// Cpu gets its convolution too.
+#include "haze/backend/cpu/convolution.hpp"

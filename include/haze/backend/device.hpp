@@ -6,7 +6,7 @@
 //  - a host compiler with -DTHRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_OMP:
 //    the same algorithms run on the CPU through Thrust's OpenMP system, so the
 //    device path is built and tested on machines without a GPU.
-// CUDA-only pieces (CUB, cuBLAS, cudaMemcpy) sit behind HAZE_DEVICE_IS_CUDA,
+// CUDA-only pieces (CUB, cuBLAS, cuDNN, cudaMemcpy) sit behind HAZE_DEVICE_IS_CUDA,
 // each with a Thrust twin. Never link translation units that include this
 // header with different THRUST_DEVICE_SYSTEM values into one program.
 
@@ -31,7 +31,10 @@
 #include <new>
 #include <string_view>
 
+#include "haze/backend/device_counters.hpp"
+#include "haze/backend/host_block_cache.hpp"
 #include "haze/backend/memory_stats.hpp"
+#include "haze/backend/tf32.hpp"
 #include "haze/core/backend_concept.hpp"
 #include "haze/core/dtype.hpp"
 #include "haze/core/generator.hpp"
@@ -41,6 +44,9 @@
 #define HAZE_DEVICE_IS_CUDA 1
 #include "haze/backend/cuda/caching_allocator.hpp"
 #include "haze/backend/cuda/cublas_gemm.hpp"
+#if defined(HAZE_CUDNN)
+#include "haze/backend/cuda/cudnn_convolution.hpp"
+#endif
 #else
 #define HAZE_DEVICE_IS_CUDA 0
 #endif
@@ -142,6 +148,11 @@ struct GemmEntry {
 struct Device {
   static constexpr std::string_view name = HAZE_DEVICE_IS_CUDA ? "device(cuda)" : "device(omp)";
   static constexpr bool is_cuda = HAZE_DEVICE_IS_CUDA;
+#if HAZE_DEVICE_IS_CUDA && defined(HAZE_CUDNN)
+  // Convolutions on cuDNN (see owns_convolution); without it, and in the
+  // OpenMP build that tests it on the host, ops/conv.hpp's im2col + GEMM.
+  using convolution = cuda::CudnnConvolution;
+#endif
 
   // Execution policy for every Thrust call; on CUDA its temporaries come
   // from the caching allocator.
@@ -154,31 +165,45 @@ struct Device {
   }
 
   // ---- memory ------------------------------------------------------------
+  // Freed blocks are cached for reuse: CUB's caching allocator on CUDA, and
+  // its twin on the OpenMP system, a HostBlockCache (so both count the same
+  // fresh allocations).
+#if !HAZE_DEVICE_IS_CUDA
+  static HostBlockCache& block_cache() {
+    static auto* cache = new HostBlockCache(size_t(4) << 30);  // never destroyed: tensors may outlive statics
+    return *cache;
+  }
+#endif
   template <class T>
   static T* allocate(int64_t n) {
     const size_t bytes = static_cast<size_t>(n) * sizeof(T);
-    memory_stats<Device>().record_allocation(static_cast<int64_t>(bytes));
+    bool fresh = false;
 #if HAZE_DEVICE_IS_CUDA
-    return static_cast<T*>(cuda::device_allocate(bytes));
+    void* p = cuda::device_allocate(bytes, fresh);
 #else
-    return static_cast<T*>(::operator new(bytes, std::align_val_t{64}));
+    void* p = block_cache().allocate(bytes, fresh);
 #endif
+    memory_stats<Device>().record_allocation(static_cast<int64_t>(bytes), fresh);
+    return static_cast<T*>(p);
   }
   template <class T>
   static void deallocate(T* p, int64_t n) {
-    memory_stats<Device>().record_release(n * static_cast<int64_t>(sizeof(T)));
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    memory_stats<Device>().record_release(static_cast<int64_t>(bytes));
 #if HAZE_DEVICE_IS_CUDA
     cuda::device_release(p);
 #else
-    ::operator delete(p, std::align_val_t{64});
+    block_cache().release(p, bytes);
 #endif
   }
   template <class T>
   static void copy_from_host(T* dst, const T* src, int64_t n) {
+    device_counters().upload();
     transfer(dst, src, static_cast<size_t>(n) * sizeof(T), /*to_device=*/true);
   }
   template <class T>
   static void copy_to_host(T* dst, const T* src, int64_t n) {
+    device_counters().round_trip();
     transfer(dst, src, static_cast<size_t>(n) * sizeof(T), /*to_device=*/false);
   }
   // Host <-> device bytes; on the OpenMP system device memory is host memory.
@@ -192,10 +217,12 @@ struct Device {
   }
   template <class T>
   static void copy(T* dst, const T* src, int64_t n) {
+    device_counters().launch();
     thrust::copy_n(policy(), src, n, dst);
   }
   template <class T>
   static void fill(T* p, int64_t n, T value) {
+    device_counters().launch();
     thrust::fill_n(policy(), p, n, value);
   }
 
@@ -204,6 +231,7 @@ struct Device {
   template <class F>
   static void for_each_index(int64_t n, F f, int64_t work_per_index = 1) {
     (void)work_per_index;
+    device_counters().launch();
     thrust::for_each_n(policy(), thrust::counting_iterator<int64_t>(0), n, f);
   }
 
@@ -220,6 +248,8 @@ struct Device {
   // ---- reductions --------------------------------------------------------
   template <class T>
   static Accumulator sum(const T* x, int64_t n) {
+    device_counters().launch();
+    device_counters().round_trip();  // the value comes back to the host
     return thrust::transform_reduce(policy(), x, x + n, device_detail::ToAccumulator<T>{}, Accumulator(0),
                                     device_detail::AddAccumulators{});
   }
@@ -233,6 +263,7 @@ struct Device {
     const auto index = thrust::counting_iterator<int64_t>(0);
     const auto keys = thrust::make_transform_iterator(index, device_detail::SegmentOf{inner});
     const auto terms = thrust::make_transform_iterator(index, device_detail::SegmentTerm<T, F>{x, mid, inner, f});
+    device_counters().launch();
     thrust::reduce_by_key(policy(), keys, keys + segments * inner, terms, thrust::make_discard_iterator(),
                           partial);
     for_each_index(mid, device_detail::SumOverOuter<T>{partial, outer, mid, beta, out});
@@ -245,6 +276,7 @@ struct Device {
                    const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b,
                    T beta, T* C, int64_t ldc, int64_t stride_c, int64_t batch) {
 #if HAZE_DEVICE_IS_CUDA
+    device_counters().launch();
     cuda::gemm_strided_batched(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
                                ldc, stride_c, batch);
 #else

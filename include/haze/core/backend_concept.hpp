@@ -39,6 +39,14 @@ concept Backend = requires(float* p, const float* cp, int64_t n, uint64_t u) {
 template <class B>
 inline constexpr bool prefers_row_calls = requires { requires B::row_calls; };
 
+// Whether a backend runs convolutions its own way: `typename B::convolution`
+// names a type whose static `forward(x, w, b, g, y)` and
+// `backward(x, w, dy, g, dw, dx)` (ops/conv.hpp's products, shapes already
+// checked) return false where the generic im2col + GEMM form should run
+// instead. The Cpu's is backend/cpu/convolution.hpp.
+template <class B>
+inline constexpr bool owns_convolution = requires { typename B::convolution; };
+
 // Whether a backend can run a batch as one share per thread
 // (`B::in_batch_shares(n, body)`, see backend::Cpu): on a few CPU threads a
 // network's many short ops otherwise fork and join once each.

@@ -9,16 +9,12 @@
 // dx = col2im(w^T dY), with dY = dy's batch and channel axes swapped): few,
 // large launches, which is what a GPU wants.
 //
-// The Cpu computes "same" convolutions over whole SIMD rows directly
-// (ops/conv_direct.hpp), and the rest a band of one image at a time
-// (ops/conv_bands.hpp), except for images too small for bands to pay.
+// This whole-batch form is also the reference the backends' own forms are
+// tested against. A backend with its own (owns_convolution: the Cpu's
+// direct and banded forms in backend/cpu/) is asked first.
 
-#include <type_traits>
-
-#include "haze/backend/cpu.hpp"
+#include "haze/core/backend_concept.hpp"
 #include "haze/core/tensor.hpp"
-#include "haze/ops/conv_bands.hpp"
-#include "haze/ops/conv_direct.hpp"
 #include "haze/ops/elementwise.hpp"
 #include "haze/ops/gemm.hpp"
 #include "haze/ops/im2col.hpp"
@@ -44,7 +40,7 @@ Shape conv_output_shape(const Tensor<T, B>& x, const Tensor<T, B>& w, const Conv
   return Shape{x.dim(0), w.dim(0), g.out_height(), g.out_width()};
 }
 
-// The whole-batch forms (any backend; the Cpu uses them for small images).
+// The whole-batch forms (any backend; the Cpu's for small images).
 template <Real T, Backend B>
 Tensor<T, B> whole_batch_columns(const Tensor<T, B>& x, const ConvGeometry& g) {
   Tensor<T, B> cols({g.patch(), x.dim(0) * g.out_height() * g.out_width()});
@@ -97,18 +93,8 @@ void conv2d_forward(const Tensor<T, B>& x, const Tensor<T, B>& w, const Tensor<T
                b.shape());
   HAZE_REQUIRE(y.shape() == detail::conv_output_shape(x, w, g), "ops::conv2d_forward: y must be ",
                detail::conv_output_shape(x, w, g), ", got ", y.shape());
-  if constexpr (std::is_same_v<B, backend::Cpu>) {
-#if defined(HAZE_DIRECT_CONV)
-    if (detail::direct_conv_applies<T>(g)) {
-      detail::conv2d_forward_direct(x, w, b, g, y);
-      return;
-    }
-#endif
-    if (detail::cpu_prefers_bands(g, w.dim(0))) {
-      detail::conv2d_forward_banded(x, w, b, g, y, detail::bands_of<T>(g, w.dim(0), detail::cpu_band_bytes));
-      return;
-    }
-  }
+  if constexpr (owns_convolution<B>)
+    if (B::convolution::forward(x, w, b, g, y)) return;
   detail::conv2d_forward_whole_batch(x, w, b, g, y);
 }
 
@@ -121,23 +107,8 @@ void conv2d_backward(const Tensor<T, B>& x, const Tensor<T, B>& w, const Tensor<
                " does not match the forward output ", detail::conv_output_shape(x, w, g));
   HAZE_REQUIRE(dw.shape() == w.shape() && dx.shape() == x.shape(), "ops::conv2d_backward: dw ", dw.shape(),
                " and dx ", dx.shape(), " must match w ", w.shape(), " and x ", x.shape());
-  if constexpr (std::is_same_v<B, backend::Cpu>) {
-    const detail::Bands bands = detail::bands_of<T>(g, w.dim(0), detail::cpu_band_bytes);
-    const detail::Bands dx_bands =
-        detail::bands_of<T>(detail::dx_geometry(g, w.dim(0)), g.channels, detail::cpu_band_bytes);
-#if defined(HAZE_DIRECT_CONV)
-    if (detail::direct_conv_applies<T>(g)) {
-      if (detail::direct_weight_grad_applies<T>(g, w.dim(0))) detail::conv2d_weight_grad_direct(x, dy, g, dw);
-      else detail::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands, false);  // dw only
-      detail::conv2d_data_grad_direct(w, dy, g, dx);
-      return;
-    }
-#endif
-    if (detail::cpu_prefers_bands(g, w.dim(0))) {
-      detail::conv2d_backward_banded(x, w, dy, g, dw, dx, bands, dx_bands);
-      return;
-    }
-  }
+  if constexpr (owns_convolution<B>)
+    if (B::convolution::backward(x, w, dy, g, dw, dx)) return;
   detail::conv2d_backward_whole_batch(x, w, dy, g, dw, dx);
 }
 

@@ -6,6 +6,7 @@
 
 #include <cub/util_allocator.cuh>
 #include <cstddef>
+#include <mutex>
 
 #include "haze/backend/cuda/check.hpp"
 
@@ -20,10 +21,25 @@ inline cub::CachingDeviceAllocator& caching_allocator() {
   return *allocator;
 }
 
-inline void* device_allocate(size_t bytes) {
+inline size_t cached_block_count() {
+  auto& allocator = caching_allocator();
+  const std::lock_guard<std::mutex> lock(allocator.mutex);
+  return allocator.cached_blocks.size();
+}
+
+// `fresh`: the block came from cudaMalloc, not the cache (a reused block
+// leaves the cache; exact while one host thread allocates at a time).
+inline void* device_allocate(size_t bytes, bool& fresh) {
+  const size_t cached_before = cached_block_count();
   void* p = nullptr;
   HAZE_CUDA_CHECK(caching_allocator().DeviceAllocate(&p, bytes));
+  fresh = cached_block_count() >= cached_before;
   return p;
+}
+
+inline void* device_allocate(size_t bytes) {
+  bool fresh = false;
+  return device_allocate(bytes, fresh);
 }
 
 inline void device_release(void* p) { caching_allocator().DeviceFree(p); }

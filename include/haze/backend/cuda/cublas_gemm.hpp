@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "haze/backend/cuda/check.hpp"
+#include "haze/backend/tf32.hpp"
 #include "haze/core/backend_concept.hpp"
 
 namespace haze::backend::cuda {
@@ -28,6 +29,10 @@ void gemm_strided_batched(Transpose trans_a, Transpose trans_b, int64_t M, int64
                           T beta, T* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   HAZE_REQUIRE(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && batch <= INT_MAX, "gemm: extents M=", M,
                " N=", N, " K=", K, " batch=", batch, " exceed cuBLAS's 32-bit limits");
+  // TF32 only where allowed (backend::allow_tf32); cuBLAS's default math keeps float's mantissa.
+  HAZE_CUBLAS_CHECK(cublasSetMathMode(cublas_handle(), std::is_same_v<T, float> && tf32_allowed()
+                                                           ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                           : CUBLAS_DEFAULT_MATH));
   const cublasOperation_t op_a = trans_a == Transpose::Yes ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = trans_b == Transpose::Yes ? CUBLAS_OP_T : CUBLAS_OP_N;
   if constexpr (std::is_same_v<T, float>) {

@@ -1,6 +1,6 @@
 #pragma once
-// The Cpu's form of the convolution products in ops/conv.hpp: a band of
-// output rows of one image at a time.
+// The Cpu's banded form of the convolution products (ops/conv.hpp): a band
+// of output rows of one image at a time.
 //  - A band's im2col columns are sized (cpu_band_bytes) to stay in L2 cache
 //    from im2col through the GEMMs that read them, and the GEMM writes the
 //    band of y in NCHW directly, with no axis swap.
@@ -22,7 +22,12 @@
 #include "haze/core/tensor.hpp"
 #include "haze/ops/im2col.hpp"
 
-namespace haze::ops::detail {
+namespace haze::backend::cpu_conv {
+
+using ops::ConvGeometry;
+using ops::detail::Geometry;
+using ops::detail::clamp_index;
+using ops::detail::geometry;
 
 // im2col_band for a "same" convolution (stride 1, 2p = k - 1, so Wo = W):
 // one kernel tap's band is the plane shifted by a constant offset, so it is
@@ -260,4 +265,4 @@ void conv2d_backward_banded(const Tensor<T, backend::Cpu>& x, const Tensor<T, ba
   add_partials_transposed(partials, cout, dw);
 }
 
-}  // namespace haze::ops::detail
+}  // namespace haze::backend::cpu_conv

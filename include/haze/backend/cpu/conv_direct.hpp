@@ -25,17 +25,17 @@
 #include <utility>
 
 #include "haze/backend/cpu.hpp"
+#include "haze/backend/cpu/conv_bands.hpp"
 #include "haze/backend/cpu/packed_gemm.hpp"
 #include "haze/backend/cpu/simd_isa.hpp"
 #include "haze/core/tensor.hpp"
-#include "haze/ops/conv_bands.hpp"
 #include "haze/ops/im2col.hpp"
 
 #if defined(__GNUC__) && !defined(__CUDACC__)
 #define HAZE_DIRECT_CONV 1
 #endif
 
-namespace haze::ops::detail {
+namespace haze::backend::cpu_conv {
 
 #if defined(HAZE_DIRECT_CONV)
 
@@ -57,10 +57,10 @@ struct DirectKernels {
 namespace simd_baseline {
 inline constexpr backend::SimdIsa isa = backend::SimdIsa::baseline;
 inline constexpr backend::SimdShape shape = backend::baseline_simd;
-#include "haze/ops/conv_direct_tiles.inc"
+#include "haze/backend/cpu/conv_direct_tiles.inc"
 }  // namespace simd_baseline
 
-#define HAZE_SIMD_TILES "haze/ops/conv_direct_tiles.inc"
+#define HAZE_SIMD_TILES "haze/backend/cpu/conv_direct_tiles.inc"
 #include "haze/backend/cpu/simd_targets.inc"
 #undef HAZE_SIMD_TILES
 
@@ -260,4 +260,4 @@ void conv2d_data_grad_direct(const Tensor<T, backend::Cpu>& w, const Tensor<T, b
 
 #endif  // HAZE_DIRECT_CONV
 
-}  // namespace haze::ops::detail
+}  // namespace haze::backend::cpu_conv
