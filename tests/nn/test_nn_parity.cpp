@@ -9,6 +9,8 @@
 #include <haze/nn/unet.hpp>
 #include <haze/verify/against_cpu.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "../../examples/fashion_mnist/classifier.hpp"
@@ -60,6 +62,7 @@ TEST_CASE("every layer on Device equals Cpu, forward and backward", "[device][nn
   check_layer<nn::Conv2d>({2, 3, 8, 7}, 3, 4, 3, 2, 1);
   check_layer<nn::Conv2d>({2, 6, 4, 5}, 6, 3, 1, 1, 0);
   check_layer<nn::GroupNorm>({2, 6, 5, 4}, 3, 6, 1e-5);
+  check_layer<nn::GroupNorm>({2, 6, 5, 4}, 3, 6, 1e-5, nn::NormActivation::silu);
   check_layer<nn::SiLU>({2, 3, 4, 4});
   check_layer<nn::Attention>({2, 8, 4, 3}, 8, 4, 2, 1e-5);
   check_layer<nn::Downsample>({2, 4, 6, 6}, 4);
@@ -144,3 +147,43 @@ TEST_CASE("the tiny UNet on Device equals Cpu, forward and backward", "[device][
   CHECK(report.rows.size() == 2 + 145);
   require_ok(report);
 }
+
+#if defined(HAZE_CUDNN)
+// On a GPU with cuDNN, Device::convolution against its twin on the same
+// card: the generic im2col + cuBLAS form that the OpenMP build tests against
+// the Cpu. Tolerance 1e-5 of each tensor's largest element: both sum about
+// C k k float products in different orders.
+TEST_CASE("cuDNN's convolutions equal their im2col + cuBLAS twin", "[device][nn][cudnn]") {
+  using haze::ops::ConvGeometry;
+  for (const ConvGeometry g : {ConvGeometry{3, 9, 8, 3, 3, 1, 1}, ConvGeometry{4, 8, 7, 3, 3, 2, 1},
+                               ConvGeometry{6, 4, 5, 1, 1, 1, 0}, ConvGeometry{2, 9, 8, 5, 5, 3, 2}}) {
+    const int64_t n = 2, cout = 5;
+    const haze::Shape xs{n, g.channels, g.height, g.width}, ws{cout, g.patch()},
+        ys{n, cout, g.out_height(), g.out_width()};
+    const auto x = Tensor<Device>::from_host(xs, haze::test::uniform<float>(xs.numel(), 1));
+    const auto w = Tensor<Device>::from_host(ws, haze::test::uniform<float>(ws.numel(), 2));
+    const auto b = Tensor<Device>::from_host({cout}, haze::test::uniform<float>(cout, 3));
+    const auto dy = Tensor<Device>::from_host(ys, haze::test::uniform<float>(ys.numel(), 4));
+    Tensor<Device> y(ys), y_twin(ys), dx(xs), dx_twin(xs);
+    auto dw = Tensor<Device>::zeros(ws), dw_twin = Tensor<Device>::zeros(ws);
+    haze::ops::conv2d_forward(x, w, b, g, y);
+    haze::ops::detail::conv2d_forward_whole_batch(x, w, b, g, y_twin);
+    haze::ops::conv2d_backward(x, w, dy, g, dw, dx);
+    haze::ops::detail::conv2d_backward_whole_batch(x, w, dy, g, dw_twin, dx_twin);
+    const auto within = [](const Tensor<Device>& a, const Tensor<Device>& twin) {
+      const auto av = a.to_host(), tv = twin.to_host();
+      float worst = 0, scale = 0;
+      for (size_t i = 0; i < av.size(); ++i) {
+        if (!std::isfinite(av[i])) return false;
+        worst = std::max(worst, std::abs(av[i] - tv[i]));
+        scale = std::max(scale, std::abs(tv[i]));
+      }
+      return worst <= 1e-5f * scale;
+    };
+    INFO("kernel " << g.kernel_h << ", stride " << g.stride << ", padding " << g.padding);
+    CHECK(within(y, y_twin));
+    CHECK(within(dw, dw_twin));
+    CHECK(within(dx, dx_twin));
+  }
+}
+#endif

@@ -285,7 +285,8 @@ TEMPLATE_TEST_CASE("UNet::infer in batch shares gives forward's bits on any thre
   // (Cpu::in_batch_shares), forward its two fixed shares (where a
   // product's bits follow its extent, infer takes those shares too). They
   // agree only if no op mixes images or depends on the thread count. Batch
-  // 5 splits unevenly on 2 and 3 threads; the
+  // 5 splits unevenly on 2 and 3 threads, and on 1 thread runs as two
+  // shares one after the other (at most 4 images each, inference_shares); the
   // 16 x 16 input with 32 channels takes the direct convolution, the 8 x 8
   // level the banded one, the stride-2 Downsample the GEMM.
   using Tensor = haze::Tensor<TestType, Cpu>;

@@ -8,15 +8,25 @@
 // The cache is a handle on x plus mean and rstd ([N, G] each). The backward
 // reads dy and x twice: once for each plane's sum dy and sum dy xhat (all
 // four sums above follow from those), once to write dx.
+//
+// With NormActivation::silu the layer is SiLU(GroupNorm(x)) in the same
+// passes (what every ResBlock and the UNet's output run): forward writes
+// SiLU(y) straight away, and backward recomputes y from x to turn dL/dSiLU
+// into dL/dy while it sums the planes. One sweep of the activation less
+// each way, and no second cached tensor.
 
 #include <cmath>
 
 #include "haze/core/macros.hpp"
+#include "haze/nn/activation.hpp"
 #include "haze/nn/module.hpp"
 #include "haze/ops/layout.hpp"
 #include "haze/ops/reduce.hpp"
 
 namespace haze::nn {
+
+// What a GroupNorm applies to its output in the same pass.
+enum class NormActivation { none, silu };
 
 namespace detail {
 
@@ -37,15 +47,46 @@ struct ShiftedSquare {  // (x - mean[m])^2
   }
 };
 
+// The affine map of one plane, y = x scale + shift: one expression, so the
+// forward and the fused backward's recomputation give y the same bits.
 template <class T>
-struct Normalize {  // y = gamma (x - mean) rstd + beta
+struct PlaneAffine {
+  T scale, shift;
+  HAZE_HD T operator()(T x) const { return x * scale + shift; }
+};
+
+template <class T>
+HAZE_HD PlaneAffine<T> plane_affine(const T* mean, const T* rstd, const T* gamma, const T* beta, int64_t c, int64_t s) {
+  const T scale = gamma[c] * rstd[s];
+  return {scale, beta[c] - mean[s] * scale};
+}
+
+template <class T, bool Silu>
+struct Normalize {  // y = gamma (x - mean) rstd + beta, then SiLU(y) if Silu
   const T *x, *mean, *rstd, *gamma, *beta;
   T* y;
   PlaneIndex at;
   HAZE_HD void operator()(int64_t nc) const {
-    const int64_t c = at.channel(nc), s = at.group(nc), base = nc * at.plane;
-    const T scale = gamma[c] * rstd[s], shift = beta[c] - mean[s] * scale;
-    for (int64_t i = base; i < base + at.plane; ++i) y[i] = x[i] * scale + shift;
+    const int64_t base = nc * at.plane;
+    const PlaneAffine<T> affine = plane_affine(mean, rstd, gamma, beta, at.channel(nc), at.group(nc));
+    for (int64_t i = base; i < base + at.plane; ++i) {
+      if constexpr (Silu) y[i] = SiluForward{}(affine(x[i]));
+      else y[i] = affine(x[i]);
+    }
+  }
+};
+
+// For the fused SiLU: dy = dL/dy from d_out = dL/dSiLU(y), with y
+// recomputed from x; one plane per call.
+template <class T>
+struct SiluGradientOfNormalized {
+  const T *d_out, *x, *mean, *rstd, *gamma, *beta;
+  T* dy;
+  PlaneIndex at;
+  HAZE_HD void operator()(int64_t nc) const {
+    const int64_t base = nc * at.plane;
+    const PlaneAffine<T> affine = plane_affine(mean, rstd, gamma, beta, at.channel(nc), at.group(nc));
+    for (int64_t i = base; i < base + at.plane; ++i) dy[i] = SiluBackward{}(affine(x[i]), d_out[i]);
   }
 };
 
@@ -62,6 +103,17 @@ struct PlaneGradientSums {  // per (n, c) plane: sum dy and sum dy xhat
     sum_dy_xhat[nc] =
         T(ops::detail::lane_sum([d, v, m, r](int64_t i) { return Accumulator(d[i]) * Accumulator((v[i] - m) * r); },
                                 at.plane));
+  }
+};
+
+// The fused SiLU's backward: a plane's dL/dy, then its sums while it is in cache.
+template <class T>
+struct SiluGradientThenPlaneSums {
+  SiluGradientOfNormalized<T> gradient;
+  PlaneGradientSums<T> sums;
+  HAZE_HD void operator()(int64_t nc) const {
+    gradient(nc);
+    sums(nc);
   }
 };
 
@@ -110,8 +162,8 @@ class GroupNorm {
   using value_type = T;
   using backend_type = B;
 
-  GroupNorm(int64_t groups, int64_t channels, double eps = 1e-5)
-      : groups_(groups), channels_(channels), eps_(eps), weight_(Shape{channels}), bias_(Shape{channels}) {
+  GroupNorm(int64_t groups, int64_t channels, double eps = 1e-5, NormActivation then = NormActivation::none)
+      : groups_(groups), channels_(channels), eps_(eps), then_(then), weight_(Shape{channels}), bias_(Shape{channels}) {
     HAZE_REQUIRE(groups > 0 && channels > 0 && channels % groups == 0, "GroupNorm: ", groups,
                  " groups do not divide ", channels, " channels");
     HAZE_REQUIRE(eps > 0, "GroupNorm: eps must be > 0, got ", eps);
@@ -129,17 +181,29 @@ class GroupNorm {
     return normalize(x, mean, rstd);
   }
 
-  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+  // d_out: the gradient of the layer's output (after the SiLU, if fused).
+  Tensor<T, B> backward(const Tensor<T, B>& d_out) {
     require_cached(x_, "GroupNorm");
-    ops::detail::require_same_shape("GroupNorm::backward", "dy", dy, "x", x_);
+    ops::detail::require_same_shape("GroupNorm::backward", "dy", d_out, "x", x_);
     const auto at = index(x_);
     const int64_t n = x_.dim(0), planes = n * channels_;
-    // Two passes over the activation: the per-plane sums, then dx.
+    // Two passes over the activation: the per-plane sums (after the fused
+    // SiLU's gradient, plane by plane), then dx.
+    const bool silu = then_ == NormActivation::silu;
+    Tensor<T, B> silu_dy;
+    if (silu) silu_dy = Tensor<T, B>(x_.shape());
+    const Tensor<T, B>& dy = silu ? silu_dy : d_out;
     Tensor<T, B> plane_dy({n, channels_}), plane_dy_xhat({n, channels_});
-    B::for_each_index(planes,
-                      detail::PlaneGradientSums<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(), plane_dy.data(),
-                                                   plane_dy_xhat.data(), at},
-                      at.plane);
+    const detail::PlaneGradientSums<T> sums{dy.data(), x_.data(), mean_.data(), rstd_.data(), plane_dy.data(),
+                                            plane_dy_xhat.data(), at};
+    if (silu) {
+      const detail::SiluGradientOfNormalized<T> gradient{
+          d_out.data(), x_.data(), mean_.data(), rstd_.data(), weight_.value.data(), bias_.value.data(),
+          silu_dy.data(), at};
+      B::for_each_index(planes, detail::SiluGradientThenPlaneSums<T>{gradient, sums}, at.plane);
+    } else {
+      B::for_each_index(planes, sums, at.plane);
+    }
     ops::sum_columns(plane_dy, bias_.grad, ops::Identity{}, T(1));         // dbeta += sum dy
     ops::sum_columns(plane_dy_xhat, weight_.grad, ops::Identity{}, T(1));  // dgamma += sum dy xhat
     Tensor<T, B> sum_gx({n, groups_}), sum_g({n, groups_});
@@ -182,15 +246,18 @@ class GroupNorm {
     ops::map(rstd, detail::RsqrtOfMean<T>{T(1 / m), T(eps_)}, rstd);
     Tensor<T, B> y(x.shape());
     const auto at = index(x);
-    B::for_each_index(n * channels_,
-                      detail::Normalize<T>{x.data(), mean.data(), rstd.data(), weight_.value.data(), bias_.value.data(),
-                                           y.data(), at},
-                      at.plane);
+    const auto normalize_into = [&](auto kernel) {
+      kernel = {x.data(), mean.data(), rstd.data(), weight_.value.data(), bias_.value.data(), y.data(), at};
+      B::for_each_index(n * channels_, kernel, at.plane);
+    };
+    if (then_ == NormActivation::silu) normalize_into(detail::Normalize<T, true>{});
+    else normalize_into(detail::Normalize<T, false>{});
     return y;
   }
 
   int64_t groups_, channels_;
   double eps_;
+  NormActivation then_;
   Param<T, B> weight_, bias_;
   Tensor<T, B> x_, mean_, rstd_;  // forward input; per-(n, g) statistics [N, G]
 };

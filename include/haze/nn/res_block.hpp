@@ -47,9 +47,9 @@ class ResBlock {
 
   ResBlock(int64_t in_channels, int64_t out_channels, int64_t temb_channels, int64_t groups, double eps = 1e-5,
            double dropout = 0.0)
-      : in_(in_channels), out_(out_channels), dropout_(dropout), norm1_(groups, in_channels, eps),
+      : in_(in_channels), out_(out_channels), dropout_(dropout), norm1_(groups, in_channels, eps, NormActivation::silu),
         conv1_(in_channels, out_channels, 3, 1, 1), time_emb_proj_(temb_channels, out_channels),
-        norm2_(groups, out_channels, eps), conv2_(out_channels, out_channels, 3, 1, 1) {
+        norm2_(groups, out_channels, eps, NormActivation::silu), conv2_(out_channels, out_channels, 3, 1, 1) {
     HAZE_REQUIRE(dropout >= 0 && dropout < 1, "ResBlock: dropout must be in [0, 1), got ", dropout);
     if (in_channels != out_channels) shortcut_.emplace(in_channels, out_channels, 1);
   }
@@ -76,12 +76,12 @@ class ResBlock {
       ops::mul(dh, mask_, dh);
       mask_ = Tensor<T, B>();
     }
-    dh = norm2_.backward(silu2_.backward(dh));
+    dh = norm2_.backward(dh);
     // h = conv1(...) + proj(temb) broadcast: the projection's gradient sums dh over H, W.
     Tensor<T, B> dproj({dh.dim(0), out_});
     ops::sum_axes(dh, 1, dh.dim(0) * out_, dh.dim(2) * dh.dim(3), dproj);
     dtemb_ = silu_temb_.backward(time_emb_proj_.backward(dproj));
-    Tensor<T, B> dx = norm1_.backward(silu1_.backward(conv1_.backward(dh)));
+    Tensor<T, B> dx = norm1_.backward(conv1_.backward(dh));
     if (shortcut_) ops::axpy(T(1), shortcut_->backward(dy), dx);
     else ops::axpy(T(1), dy, dx);
     return dx;
@@ -109,9 +109,9 @@ class ResBlock {
     const auto step = [training](auto& layer, const Tensor<T, B>& in) {
       return training ? layer.forward(in) : layer.infer(in);
     };
-    Tensor<T, B> h = step(conv1_, step(silu1_, step(norm1_, x)));
+    Tensor<T, B> h = step(conv1_, step(norm1_, x));  // norm1 and norm2 end in SiLU
     ops::add_per_sample_channel(h, step(time_emb_proj_, step(silu_temb_, temb)));
-    h = step(silu2_, step(norm2_, h));
+    h = step(norm2_, h);
     if (training && gen && dropout_ > 0) {
       HAZE_REQUIRE(share.batch == 0 || (share.first >= 0 && share.first + h.dim(0) <= share.batch),
                    "ResBlock: share of ", h.dim(0), " images from ", share.first, " lies outside a batch of ",
@@ -131,13 +131,11 @@ class ResBlock {
 
   int64_t in_, out_;
   double dropout_;
-  GroupNorm<T, B> norm1_;
-  SiLU<T, B> silu1_;
+  GroupNorm<T, B> norm1_;  // and SiLU
   Conv2d<T, B> conv1_;
   SiLU<T, B> silu_temb_;
   Linear<T, B> time_emb_proj_;
-  GroupNorm<T, B> norm2_;
-  SiLU<T, B> silu2_;
+  GroupNorm<T, B> norm2_;  // and SiLU
   Conv2d<T, B> conv2_;
   std::optional<Conv2d<T, B>> shortcut_;
   Tensor<T, B> mask_;   // dropout mask of the forward, if any

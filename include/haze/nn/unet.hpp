@@ -49,7 +49,7 @@ class UNet {
       : config_((config.validate(), std::move(config))),
         conv_in_(config_.in_channels, config_.block_out_channels[0], 3, 1, 1),
         time_embedding_(config_.block_out_channels[0], config_.time_embed_dim()),
-        conv_norm_out_(config_.norm_groups, config_.block_out_channels[0], config_.norm_eps),
+        conv_norm_out_(config_.norm_groups, config_.block_out_channels[0], config_.norm_eps, NormActivation::silu),
         conv_out_(config_.block_out_channels[0], config_.out_channels, 3, 1, 1) {
     const auto& C = config_.block_out_channels;
     const int levels = config_.levels();
@@ -114,11 +114,23 @@ class UNet {
   Tensor<T, B> infer(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {}) {
     if constexpr (splits_batches<B>) {
       const int64_t shares = x.rank() != 4            ? 1  // run() names the error
-                             : B::gemm_extent_exact() ? std::min<int64_t>(x.dim(0), B::max_threads())
+                             : B::gemm_extent_exact() ? inference_shares(x.dim(0), B::max_threads())
                                                     : training_shares(x.dim(0));
       if (shares > 1) return infer_in_shares(x, timesteps, labels, shares);
     }
     return run(x, timesteps, labels, nullptr, false, {});
+  }
+
+  // Inference shares: the same number per thread, each of at most `chunk`
+  // images, so that a share's activations stay in a core's L2 cache (4
+  // images x 64 channels x 32 x 32 floats: 1 MB) instead of streaming
+  // through L3 on a large batch; a thread runs its shares one after
+  // another. On a 2 MB-L2 Xeon, batch 64 of the small preset went from 245
+  // to 265 img/s (chunks of 8: 262; batch 16 unchanged).
+  static int64_t inference_shares(int64_t n, int64_t threads) {
+    constexpr int64_t chunk = 4;
+    const int64_t per_thread = (n + threads - 1) / threads;
+    return std::min<int64_t>(n, threads * ((per_thread + chunk - 1) / chunk));
   }
 
   // How many shares forward splits a batch of n into: fixed by n alone, so
@@ -137,7 +149,7 @@ class UNet {
     if constexpr (splits_batches<B>) {
       if (cached_shares_ > 1) return backward_in_shares(dy);
     }
-    Tensor<T, B> dh = conv_norm_out_.backward(silu_out_.backward(conv_out_.backward(dy)));
+    Tensor<T, B> dh = conv_norm_out_.backward(conv_out_.backward(dy));
     Tensor<T, B> dtemb = Tensor<T, B>::zeros({dh.dim(0), config_.time_embed_dim()});
     std::vector<Tensor<T, B>> dskips(skip_channels_.size());
 
@@ -388,7 +400,7 @@ class UNet {
       }
       if (level.upsample) h = step(*level.upsample, h, training);
     }
-    Tensor<T, B> y = step(conv_out_, step(silu_out_, step(conv_norm_out_, h, training), training), training);
+    Tensor<T, B> y = step(conv_out_, step(conv_norm_out_, h, training), training);  // the norm ends in SiLU
     if (training) cached_ = true;
     return y;
   }
@@ -418,8 +430,7 @@ class UNet {
   std::vector<Level> down_, up_;
   std::vector<ResBlock<T, B>> mid_resnets_;
   std::vector<Attention<T, B>> mid_attention_;
-  GroupNorm<T, B> conv_norm_out_;
-  SiLU<T, B> silu_out_;
+  GroupNorm<T, B> conv_norm_out_;  // and SiLU
   Conv2d<T, B> conv_out_;
   std::vector<int64_t> skip_channels_;  // channels of each skip, in push order
   bool cached_ = false;
