@@ -30,13 +30,40 @@ enum class NormActivation { none, silu };
 
 namespace detail {
 
-// The kernels below run one (n, c) plane of H W elements per call, so the
-// channel and the (n, g) statistic are found once per plane.
+// Where an element sits: its (n, c) plane of H W elements, that plane's
+// channel, and its (n, g) statistic.
 struct PlaneIndex {
   int64_t C, plane, per_group_channels;
   HAZE_HD int64_t channel(int64_t nc) const { return nc % C; }
   HAZE_HD int64_t group(int64_t nc) const { return nc / per_group_channels; }  // = n * G + g
 };
+
+// The elementwise kernels below are each written as plane(nc), the
+// constants one (n, c) plane shares, and element(i, constants). A backend
+// that prefers row calls (the Cpu) runs a plane per call, so the constants
+// are found once and the loop vectorises; a GPU runs an element per call:
+// N C H W threads, neighbouring threads on neighbouring elements.
+template <class K>
+struct PlaneByPlane {
+  K kernel;
+  HAZE_HD void operator()(int64_t nc) const {
+    const auto constants = kernel.plane(nc);
+    const int64_t base = nc * kernel.at.plane;
+    for (int64_t i = base; i < base + kernel.at.plane; ++i) kernel.element(i, constants);
+  }
+};
+
+template <class K>
+struct ElementByElement {
+  K kernel;
+  HAZE_HD void operator()(int64_t i) const { kernel.element(i, kernel.plane(i / kernel.at.plane)); }
+};
+
+template <class B, class K>
+void for_each_plane_element(int64_t planes, const K& kernel) {
+  if constexpr (prefers_row_calls<B>) B::for_each_index(planes, PlaneByPlane<K>{kernel}, kernel.at.plane);
+  else B::for_each_index(planes * kernel.at.plane, ElementByElement<K>{kernel});
+}
 
 template <class T>
 struct ShiftedSquare {  // (x - mean[m])^2
@@ -66,27 +93,43 @@ struct Normalize {  // y = gamma (x - mean) rstd + beta, then SiLU(y) if Silu
   const T *x, *mean, *rstd, *gamma, *beta;
   T* y;
   PlaneIndex at;
-  HAZE_HD void operator()(int64_t nc) const {
-    const int64_t base = nc * at.plane;
-    const PlaneAffine<T> affine = plane_affine(mean, rstd, gamma, beta, at.channel(nc), at.group(nc));
-    for (int64_t i = base; i < base + at.plane; ++i) {
-      if constexpr (Silu) y[i] = SiluForward{}(affine(x[i]));
-      else y[i] = affine(x[i]);
-    }
+  HAZE_HD PlaneAffine<T> plane(int64_t nc) const {
+    return plane_affine(mean, rstd, gamma, beta, at.channel(nc), at.group(nc));
+  }
+  HAZE_HD void element(int64_t i, const PlaneAffine<T>& affine) const {
+    if constexpr (Silu) y[i] = SiluForward{}(affine(x[i]));
+    else y[i] = affine(x[i]);
   }
 };
 
 // For the fused SiLU: dy = dL/dy from d_out = dL/dSiLU(y), with y
-// recomputed from x; one plane per call.
+// recomputed from x.
 template <class T>
 struct SiluGradientOfNormalized {
   const T *d_out, *x, *mean, *rstd, *gamma, *beta;
   T* dy;
   PlaneIndex at;
-  HAZE_HD void operator()(int64_t nc) const {
-    const int64_t base = nc * at.plane;
-    const PlaneAffine<T> affine = plane_affine(mean, rstd, gamma, beta, at.channel(nc), at.group(nc));
-    for (int64_t i = base; i < base + at.plane; ++i) dy[i] = SiluBackward{}(affine(x[i]), d_out[i]);
+  HAZE_HD PlaneAffine<T> plane(int64_t nc) const {
+    return plane_affine(mean, rstd, gamma, beta, at.channel(nc), at.group(nc));
+  }
+  HAZE_HD void element(int64_t i, const PlaneAffine<T>& affine) const {
+    dy[i] = SiluBackward{}(affine(x[i]), d_out[i]);
+  }
+};
+
+// dy xhat, for the GPU's form of the plane sums: each term rounded to T
+// once before a sum in double (the Cpu sums the double products directly).
+template <class T>
+struct GradientTimesXhat {
+  struct Statistic {
+    T mean, rstd;
+  };
+  const T *dy, *x, *mean, *rstd;
+  T* out;
+  PlaneIndex at;
+  HAZE_HD Statistic plane(int64_t nc) const { return {mean[at.group(nc)], rstd[at.group(nc)]}; }
+  HAZE_HD void element(int64_t i, const Statistic& s) const {
+    out[i] = T(Accumulator(dy[i]) * Accumulator((x[i] - s.mean) * s.rstd));
   }
 };
 
@@ -106,10 +149,11 @@ struct PlaneGradientSums {  // per (n, c) plane: sum dy and sum dy xhat
   }
 };
 
-// The fused SiLU's backward: a plane's dL/dy, then its sums while it is in cache.
+// The fused SiLU's backward on the Cpu: a plane's dL/dy, then its sums
+// while it is in cache.
 template <class T>
 struct SiluGradientThenPlaneSums {
-  SiluGradientOfNormalized<T> gradient;
+  PlaneByPlane<SiluGradientOfNormalized<T>> gradient;
   PlaneGradientSums<T> sums;
   HAZE_HD void operator()(int64_t nc) const {
     gradient(nc);
@@ -137,14 +181,19 @@ struct GroupGradientSums {  // per (n, g): sum g and sum g xhat from the plane s
 
 template <class T>
 struct GroupNormInputGradient {  // dx = rstd (dy gamma - s1/M - xhat s2/M)
+  struct Constants {
+    T r, m, a, b, g;
+  };
   const T *dy, *x, *mean, *rstd, *gamma, *sum_g, *sum_gx;
   T* dx;
   PlaneIndex at;
   T inv_m;
-  HAZE_HD void operator()(int64_t nc) const {
-    const int64_t c = at.channel(nc), s = at.group(nc), base = nc * at.plane;
-    const T r = rstd[s], m = mean[s], a = sum_g[s] * inv_m, b = sum_gx[s] * inv_m, g = gamma[c];
-    for (int64_t i = base; i < base + at.plane; ++i) dx[i] = r * (dy[i] * g - a - (x[i] - m) * r * b);
+  HAZE_HD Constants plane(int64_t nc) const {
+    const int64_t s = at.group(nc);
+    return {rstd[s], mean[s], sum_g[s] * inv_m, sum_gx[s] * inv_m, gamma[at.channel(nc)]};
+  }
+  HAZE_HD void element(int64_t i, const Constants& k) const {
+    dx[i] = k.r * (dy[i] * k.g - k.a - (x[i] - k.m) * k.r * k.b);
   }
 };
 
@@ -194,15 +243,21 @@ class GroupNorm {
     if (silu) silu_dy = Tensor<T, B>(x_.shape());
     const Tensor<T, B>& dy = silu ? silu_dy : d_out;
     Tensor<T, B> plane_dy({n, channels_}), plane_dy_xhat({n, channels_});
-    const detail::PlaneGradientSums<T> sums{dy.data(), x_.data(), mean_.data(), rstd_.data(), plane_dy.data(),
-                                            plane_dy_xhat.data(), at};
-    if (silu) {
-      const detail::SiluGradientOfNormalized<T> gradient{
-          d_out.data(), x_.data(), mean_.data(), rstd_.data(), weight_.value.data(), bias_.value.data(),
-          silu_dy.data(), at};
-      B::for_each_index(planes, detail::SiluGradientThenPlaneSums<T>{gradient, sums}, at.plane);
-    } else {
-      B::for_each_index(planes, sums, at.plane);
+    const detail::SiluGradientOfNormalized<T> gradient{
+        d_out.data(), x_.data(), mean_.data(), rstd_.data(), weight_.value.data(), bias_.value.data(),
+        silu_dy.data(), at};
+    if constexpr (prefers_row_calls<B>) {  // a plane per thread: its sums in one pass while it is in cache
+      const detail::PlaneGradientSums<T> sums{dy.data(), x_.data(), mean_.data(), rstd_.data(), plane_dy.data(),
+                                              plane_dy_xhat.data(), at};
+      if (silu) B::for_each_index(planes, detail::SiluGradientThenPlaneSums<T>{{gradient}, sums}, at.plane);
+      else B::for_each_index(planes, sums, at.plane);
+    } else {  // elementwise passes and segmented reductions
+      if (silu) detail::for_each_plane_element<B>(planes, gradient);
+      Tensor<T, B> dy_xhat(x_.shape());
+      detail::for_each_plane_element<B>(
+          planes, detail::GradientTimesXhat<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(), dy_xhat.data(), at});
+      ops::sum_axes(dy, 1, planes, at.plane, plane_dy);
+      ops::sum_axes(dy_xhat, 1, planes, at.plane, plane_dy_xhat);
     }
     ops::sum_columns(plane_dy, bias_.grad, ops::Identity{}, T(1));         // dbeta += sum dy
     ops::sum_columns(plane_dy_xhat, weight_.grad, ops::Identity{}, T(1));  // dgamma += sum dy xhat
@@ -213,11 +268,10 @@ class GroupNorm {
                       at.per_group_channels);
     Tensor<T, B> dx(x_.shape());
     const T inv_m = T(1) / static_cast<T>(x_.numel() / (n * groups_));
-    B::for_each_index(planes,
-                      detail::GroupNormInputGradient<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(),
-                                                        weight_.value.data(), sum_g.data(), sum_gx.data(),
-                                                        dx.data(), at, inv_m},
-                      at.plane);
+    detail::for_each_plane_element<B>(
+        planes, detail::GroupNormInputGradient<T>{dy.data(), x_.data(), mean_.data(), rstd_.data(),
+                                                  weight_.value.data(), sum_g.data(), sum_gx.data(), dx.data(), at,
+                                                  inv_m});
     x_ = Tensor<T, B>();
     return dx;
   }
@@ -248,7 +302,7 @@ class GroupNorm {
     const auto at = index(x);
     const auto normalize_into = [&](auto kernel) {
       kernel = {x.data(), mean.data(), rstd.data(), weight_.value.data(), bias_.value.data(), y.data(), at};
-      B::for_each_index(n * channels_, kernel, at.plane);
+      detail::for_each_plane_element<B>(n * channels_, kernel);
     };
     if (then_ == NormActivation::silu) normalize_into(detail::Normalize<T, true>{});
     else normalize_into(detail::Normalize<T, false>{});
