@@ -13,7 +13,9 @@
 #include <haze/sample/ddim.hpp>
 #include <haze/train/trainer.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 namespace {

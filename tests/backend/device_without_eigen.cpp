@@ -12,7 +12,7 @@
 #include <haze/sample/guidance.hpp>
 #include <haze/train/trainer.hpp>
 
-#if defined(EIGEN_CORE_H) || defined(EIGEN_CORE_MODULE_H)
+#if defined(EIGEN_WORLD_VERSION)  // set by every Eigen header
 #error "a Device translation unit included Eigen: some generic header reaches for the Cpu backend"
 #endif
 

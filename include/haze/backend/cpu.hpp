@@ -47,10 +47,7 @@ struct Cpu {
   // ---- memory ------------------------------------------------------------
   // Freed blocks are kept for reuse (up to 4 GiB); block_cache().trim()
   // returns them to the system.
-  static HostBlockCache& block_cache() {
-    static auto* cache = new HostBlockCache(size_t(4) << 30);  // never destroyed: tensors may outlive statics
-    return *cache;
-  }
+  static HostBlockCache& block_cache() { return host_block_cache<Cpu>(); }
 
   template <class T>
   static T* allocate(int64_t n) {

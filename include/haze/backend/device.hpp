@@ -169,10 +169,7 @@ struct Device {
   // its twin on the OpenMP system, a HostBlockCache (so both count the same
   // fresh allocations).
 #if !HAZE_DEVICE_IS_CUDA
-  static HostBlockCache& block_cache() {
-    static auto* cache = new HostBlockCache(size_t(4) << 30);  // never destroyed: tensors may outlive statics
-    return *cache;
-  }
+  static HostBlockCache& block_cache() { return host_block_cache<Device>(); }
 #endif
   template <class T>
   static T* allocate(int64_t n) {

@@ -70,4 +70,12 @@ class HostBlockCache {
   size_t limit_;
 };
 
+// The cache of backend B's host memory (up to 4 GiB of freed blocks). Never
+// destroyed: tensors may outlive statics.
+template <class B>
+HostBlockCache& host_block_cache() {
+  static auto* cache = new HostBlockCache(size_t(4) << 30);
+  return *cache;
+}
+
 }  // namespace haze::backend

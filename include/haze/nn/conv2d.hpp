@@ -1,9 +1,9 @@
 #pragma once
 // Conv2d: x [N, Cin, H, W], W [Cout, Cin, kh, kw], b [Cout], y [N, Cout, Ho, Wo].
 // The products themselves live in ops/conv.hpp (im2col + GEMM, or the
-// backend's own: on the Cpu, backend/cpu/convolution.hpp). The cache is a handle on x:
-// backward rebuilds the im2col columns rather than keeping them (they are
-// kh kw times the size of x).
+// backend's own: on the Cpu, backend/cpu/convolution.hpp). The cache is a
+// handle on x: backward rebuilds the im2col columns rather than keeping
+// them (they are kh kw times the size of x).
 
 #include "haze/nn/module.hpp"
 #include "haze/ops/conv.hpp"

@@ -5,9 +5,9 @@
 // backward, with g = dy * gamma[c] and means over the group:
 //   dbeta += sum dy,  dgamma += sum dy * xhat,
 //   dx = rstd (g - mean(g) - xhat mean(g * xhat))
-// The cache is a handle on x plus mean and rstd ([N, G] each). The backward
-// reads dy and x twice: once for each plane's sum dy and sum dy xhat (all
-// four sums above follow from those), once to write dx.
+// The cache is a handle on x plus mean and rstd ([N, G] each). On the Cpu
+// the backward reads dy and x twice: once for each plane's sum dy and sum
+// dy xhat (all four sums above follow from those), once to write dx.
 //
 // With NormActivation::silu the layer is SiLU(GroupNorm(x)) in the same
 // passes (what every ResBlock and the UNet's output run): forward writes
