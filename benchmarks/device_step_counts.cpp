@@ -70,7 +70,8 @@ void count(const char* name, const nn::UNetConfig& config) {
     const Tensor images = ddim.run(denoiser, std::move(x), gen);
     return Counts::now() - start;
   };
-  sample(4);  // warm-up
+  sample(4);  // warm-up: both runs' shapes (each sizes its checks by its step count)
+  sample(12);
   print(name, "sampler step", sample(12) - sample(4), 8);
 }
 

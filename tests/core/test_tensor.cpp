@@ -43,6 +43,20 @@ TEMPLATE_TEST_CASE("Tensor factories, host round trips and copies", "[tensor]", 
     view.assign_from_host(std::vector<TestType>(24, TestType(9)));
     CHECK(t.to_host() == std::vector<TestType>(24, TestType(9)));
   }
+  SECTION("slice is a window on the same storage that keeps all of it alive") {
+    Tensor part = t.slice(5, {2, 3});
+    CHECK(part.data() == t.data() + 5);
+    CHECK(part.shares_allocation_with(t));
+    CHECK_FALSE(part.shares_storage_with(t));  // it starts elsewhere
+    part.assign_from_host(std::vector<TestType>(6, TestType(7)));
+    const auto whole = t.to_host();
+    for (size_t i = 0; i < whole.size(); ++i) CHECK(whole[i] == (i >= 5 && i < 11 ? TestType(7) : values[i]));
+    Tensor source = t.clone();
+    Tensor last = source.slice(23, {1});
+    source = Tensor();  // the slice still holds the allocation
+    CHECK(last.to_host() == std::vector<TestType>{values[23]});
+    CHECK_FALSE(last.shares_allocation_with(t));
+  }
   SECTION("a moved-from tensor is empty and says so") {
     Tensor source = t.clone();
     Tensor target = std::move(source);
@@ -64,6 +78,9 @@ TEST_CASE("Tensor reports misuse with the shapes involved", "[tensor][errors]") 
   Tensor empty;
   CHECK_THROWS_WITH(empty.clone(), mentions("Tensor::clone: the tensor is empty"));
   CHECK_THROWS_WITH(empty.reshape({1}), mentions("Tensor::reshape: the tensor is empty"));
+  CHECK_THROWS_WITH(t.slice(4, {3}), mentions("Tensor::slice: [3] from element 4 does not fit in [2, 3] (6 elements)"));
+  CHECK_THROWS_WITH(t.slice(-1, {2}), mentions("from element -1 does not fit"));
+  CHECK_THROWS_WITH(empty.slice(0, {1}), mentions("Tensor::slice: the tensor is empty"));
   Tensor target = Tensor::zeros({3});
   CHECK_THROWS_WITH(target.assign_from_host(five), mentions("tensor [3] holds 3 elements but 5 values"));
 }

@@ -32,8 +32,9 @@ TEST_CASE("AdamW matches torch.optim.AdamW step for step", "[train][adamw]") {
   const double lrs[] = {1e-2, 5e-3, 2e-2};
   for (int step = 1; step <= 3; ++step) {
     const std::string s = std::to_string(step);
-    weight.grad = golden.tensor<double, Cpu>("weight.grad" + s);
-    bias.grad = golden.tensor<double, Cpu>("bias.grad" + s);
+    // Into the gradients, not replacing them: AdamW packed them into its arena.
+    haze::ops::copy(golden.tensor<double, Cpu>("weight.grad" + s), weight.grad);
+    haze::ops::copy(golden.tensor<double, Cpu>("bias.grad" + s), bias.grad);
     adamw.step(lrs[step - 1]);
     // PyTorch divides by sqrt(1 - b2^s) where haze multiplies by its
     // reciprocal: a few ulp apart, far inside 1e-12.
@@ -51,6 +52,65 @@ TEST_CASE("AdamW rejects bad options and learning rates", "[train][adamw][errors
   CHECK_THROWS_WITH((train::AdamW<float, Cpu>(params, {.eps = 0})), mentions("eps must be > 0"));
   train::AdamW<float, Cpu> adamw(params);
   CHECK_THROWS_WITH(adamw.step(NAN), mentions("learning rate must be finite"));
+}
+
+TEST_CASE("AdamW's queued step with a clipping factor and the EMA folded in equals the three done apart",
+          "[train][adamw][ema]") {
+  // Two copies of one model: one clipped with ops::scale, stepped and then
+  // averaged; the other stepped once with the factor, the gate and the
+  // average read from backend memory (the Trainer's form). Same expressions
+  // in the same order, so the same bits (no contraction in this build).
+  struct Copy {
+    nn::Param<float, Cpu> weight{haze::Shape{37}}, bias{haze::Shape{5}};
+    nn::Parameters<float, Cpu> params;
+    Copy() {
+      weight.value.assign_from_host(haze::test::uniform<float>(37, 1));
+      bias.value.assign_from_host(haze::test::uniform<float>(5, 2));
+      nn::add_parameter(params, "", "weight", weight, nn::ParamKind::Weight);
+      nn::add_parameter(params, "", "bias", bias, nn::ParamKind::Bias);
+    }
+    void set_grads() {
+      weight.grad.assign_from_host(haze::test::uniform<float>(37, 3));
+      bias.grad.assign_from_host(haze::test::uniform<float>(5, 4));
+    }
+  } apart, folded;
+  const train::AdamWOptions options{.weight_decay = 0.1};
+  train::AdamW<float, Cpu> adam_apart(apart.params, options), adam_folded(folded.params, options);
+  train::Ema<float, Cpu> ema_apart(apart.params, 0.9), ema_folded(folded.params, 0.9);
+  const float factor = 0.37f;
+  auto controls = Tensor<double>::zeros({3});  // nonfinite, grad_scale, blocked
+  controls.assign_from_host(std::vector<double>{0, factor, 0});
+  double* c = controls.data();
+  for (int step = 1; step <= 3; ++step) {
+    apart.set_grads(), folded.set_grads();
+    for (const auto& p : apart.params) haze::ops::scale(*p.grad, factor);
+    adam_apart.step(1e-2);
+    ema_apart.update(apart.params, step);
+    adam_folded.enqueue_step(1e-2, {.nonfinite = c, .grad_scale = c + 1, .blocked = c + 2, .average = &ema_folded,
+                                    .average_step = step});
+    CHECK(adam_folded.steps_taken() == step - 1);  // counted when finished
+    adam_folded.finish_step(1e-2, c[0]);
+  }
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(apart.params[i].value->to_host() == folded.params[i].value->to_host());
+    CHECK(adam_apart.first_moment(i).to_host() == adam_folded.first_moment(i).to_host());
+    CHECK(adam_apart.second_moment(i).to_host() == adam_folded.second_moment(i).to_host());
+    CHECK(ema_apart.shadow(i).to_host() == ema_folded.shadow(i).to_host());
+  }
+
+  // A set gate writes nothing, however good the update.
+  const auto values = folded.weight.value.to_host(), average = ema_folded.shadow(0).to_host();
+  controls.assign_from_host(std::vector<double>{0, 1, 1});
+  adam_folded.enqueue_step(1e-2, {.nonfinite = c, .grad_scale = c + 1, .blocked = c + 2, .average = &ema_folded,
+                                  .average_step = 4});
+  CHECK(c[0] == 0);
+  CHECK(folded.weight.value.to_host() == values);
+  CHECK(ema_folded.shadow(0).to_host() == average);
+
+  // An EMA made for other parameters is refused.
+  CHECK_THROWS_WITH(adam_folded.enqueue_step(1e-2, {.nonfinite = c, .average = &ema_apart}),
+                    mentions("the optimizer's parameters are not the ones this average was made for"));
+  CHECK_THROWS_WITH(ema_apart.update(folded.params, 4), mentions("parameter 'weight' is not the one this average"));
 }
 
 TEST_CASE("Ema averages with the warm-up decay and writes back", "[train][ema]") {

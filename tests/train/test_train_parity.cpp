@@ -1,15 +1,17 @@
 // train/ on backend::Device against backend::Cpu in float: initialisation
 // (bit-identical: both draw on the host); a Trainer step of the tiny UNet
-// and of the MLP denoiser, whose loss and clipped gradients must agree to
-// 1e-4 relative to each tensor's scale (as for the UNet parity test); and
-// AdamW and the EMA fed the same gradients (elementwise, a few roundings:
-// 1e-6). The parameters after a step are not compared: Adam's first update
+// and of the MLP denoiser, whose loss and gradients (as the backward left
+// them: clipping is folded into the update) must agree to 1e-4 relative
+// to each tensor's scale (as for the UNet parity test); AdamW and the EMA
+// fed the same gradients (elementwise, a few roundings: 1e-6); and what a
+// Device step reads back (once per training step, once per sampling loop). The parameters after a step are not compared: Adam's first update
 // is about lr sign(g), so a gradient that is rounding noise on both sides
 // may legitimately move its weight by 2 lr in opposite directions.
 #include <haze/haze.hpp>
 #include <haze/nn/init.hpp>
 #include <haze/nn/mlp_denoiser.hpp>
 #include <haze/nn/unet.hpp>
+#include <haze/sample/ddim.hpp>
 #include <haze/train/trainer.hpp>
 #include <haze/verify/compare.hpp>
 
@@ -122,4 +124,49 @@ TEST_CASE("AdamW and Ema updates agree on Device and Cpu", "[parity][train]") {
   CHECK(adam_device.steps_taken() == 3);
   CHECK(pc.value.to_host() == before_cpu);
   CHECK(pd.value.to_host() == before_device);
+}
+
+TEST_CASE("A Trainer step reads the device once, a sampling loop once at its end", "[parity][train][counters]") {
+  const auto& counters = haze::backend::device_counters();
+  train::Dataset points;
+  points.item_shape = {2};
+  points.values = haze::test::uniform<float>(64, 9);
+  nn::MlpDenoiser<float, Device> model(2, 32, 2);
+  nn::init_parameters(model, 3);
+  train::Trainer<nn::MlpDenoiser<float, Device>, haze::predict::Epsilon> trainer(
+      model, haze::Schedule::make("cosine", 100), points, {.batch_size = 16, .accumulation = 2, .seed = 5});
+  for (int step = 0; step < 3; ++step) {
+    const int64_t before = counters.round_trips.load();
+    trainer.step();
+    CHECK(counters.round_trips.load() == before + 1);  // the loss, the norm and the verdict, together
+  }
+
+  const haze::sample::Ddim<> ddim(haze::Schedule::make("cosine", 100), {.steps = 10, .eta = 1.0});
+  const auto denoiser = [](const haze::Tensor<float, Device>& x, double) { return x.clone(); };
+  haze::Generator gen{1};
+  auto noise = haze::Tensor<float, Device>({8, 2});
+  haze::randn(noise, gen);
+  const int64_t before = counters.round_trips.load();
+  const auto x = ddim.run(denoiser, std::move(noise), gen);
+  CHECK(counters.round_trips.load() == before + 1);  // finish(): every step's non-finite count at once
+}
+
+TEST_CASE("A Trainer step on the Device with a NaN loss changes nothing", "[parity][train][errors]") {
+  train::Dataset points;
+  points.item_shape = {2};
+  points.values = haze::test::uniform<float>(64, 9);
+  points.values[3] = NAN;
+  nn::MlpDenoiser<float, Device> model(2, 32, 2);
+  nn::init_parameters(model, 3);
+  const auto params = nn::parameters_of(model);
+  std::vector<std::vector<float>> before;
+  for (const auto& p : params) before.push_back(p.value->to_host());
+  train::Trainer<nn::MlpDenoiser<float, Device>, haze::predict::Epsilon> trainer(
+      model, haze::Schedule::make("cosine", 100), points, {.batch_size = 64, .seed = 5});
+  const auto ema_before = trainer.ema().shadow(0).to_host();
+  CHECK_THROWS_WITH(trainer.step(), Catch::Matchers::Contains("the loss is nan at step 1 (micro-batch 0)") &&
+                                        Catch::Matchers::Contains("no parameter was changed"));
+  CHECK(trainer.steps_taken() == 0);
+  for (size_t i = 0; i < params.size(); ++i) CHECK(params[i].value->to_host() == before[i]);
+  CHECK(trainer.ema().shadow(0).to_host() == ema_before);
 }

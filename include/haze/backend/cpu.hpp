@@ -208,11 +208,12 @@ struct Cpu {
 
   // Views x as [outer, mid, inner] and writes
   //   out[m] = sum over (o, i) of f(x[o, m, i], m)  +  beta out[m],
-  // accumulated in double; beta == 0 never reads out. Covers per-row sums (outer = 1),
+  // accumulated in double and stored as U (T, or double for a sum kept at
+  // full precision); beta == 0 never reads out. Covers per-row sums (outer = 1),
   // per-column sums (inner = 1), per-channel sums of NCHW (N, C, H*W) and
   // per-group statistics (1, N*G, C/G*H*W).
-  template <class T, class F>
-  static void sum_axes(const T* x, int64_t outer, int64_t mid, int64_t inner, F f, T beta, T* out) {
+  template <class T, class F, class U>
+  static void sum_axes(const T* x, int64_t outer, int64_t mid, int64_t inner, F f, U beta, U* out) {
     if (inner == 1 && outer > 1) {
       column_sums(x, outer, mid, f, beta, out);
       return;
@@ -230,7 +231,7 @@ struct Cpu {
         for (; i < inner; ++i) part[0] += f(row[i], m);
       }
       const Accumulator acc = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-      out[m] = beta == T(0) ? static_cast<T>(acc) : static_cast<T>(acc + static_cast<Accumulator>(beta) * out[m]);
+      out[m] = beta == U(0) ? static_cast<U>(acc) : static_cast<U>(acc + static_cast<Accumulator>(beta) * out[m]);
     };
 #pragma omp parallel for schedule(static) if (outer * mid * inner >= parallel_threshold && mid > 1)
     for (int64_t m = 0; m < mid; ++m) body(m);
@@ -239,8 +240,8 @@ struct Cpu {
   // Per-column sums of x [outer, mid] (a Linear layer's bias gradient): a
   // block of columns at a time, every row read contiguously, each column's
   // sum taken over the rows in order.
-  template <class T, class F>
-  static void column_sums(const T* x, int64_t outer, int64_t mid, F f, T beta, T* out) {
+  template <class T, class F, class U>
+  static void column_sums(const T* x, int64_t outer, int64_t mid, F f, U beta, U* out) {
     constexpr int64_t block = 64;
     const int64_t blocks = (mid + block - 1) / block;
 #pragma omp parallel for schedule(static) if (outer * mid >= parallel_threshold && blocks > 1)
@@ -252,8 +253,8 @@ struct Cpu {
         for (int64_t m = 0; m < width; ++m) acc[m] += f(row[m], m0 + m);
       }
       for (int64_t m = 0; m < width; ++m)
-        out[m0 + m] = beta == T(0) ? static_cast<T>(acc[m])
-                                   : static_cast<T>(acc[m] + static_cast<Accumulator>(beta) * out[m0 + m]);
+        out[m0 + m] = beta == U(0) ? static_cast<U>(acc[m])
+                                   : static_cast<U>(acc[m] + static_cast<Accumulator>(beta) * out[m0 + m]);
     }
   }
 

@@ -21,11 +21,11 @@
 #include <thrust/fill.h>
 #include <thrust/for_each.h>
 #include <thrust/iterator/counting_iterator.h>
-#include <thrust/iterator/discard_iterator.h>
 #include <thrust/iterator/transform_iterator.h>
-#include <thrust/reduce.h>
+#include <thrust/iterator/transform_output_iterator.h>
 #include <thrust/transform_reduce.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -38,12 +38,17 @@
 #include "haze/core/backend_concept.hpp"
 #include "haze/core/dtype.hpp"
 #include "haze/core/generator.hpp"
+#include "haze/core/lane_sum.hpp"
 #include "haze/core/macros.hpp"
 
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
 #define HAZE_DEVICE_IS_CUDA 1
+#include <cub/device/device_reduce.cuh>
+#include <cub/device/device_segmented_reduce.cuh>
+
 #include "haze/backend/cuda/caching_allocator.hpp"
 #include "haze/backend/cuda/cublas_gemm.hpp"
+#include "haze/backend/cuda/stream.hpp"
 #if defined(HAZE_CUDNN)
 #include "haze/backend/cuda/cudnn_convolution.hpp"
 #endif
@@ -64,6 +69,11 @@ struct ToAccumulator {
   HAZE_HD Accumulator operator()(T v) const { return static_cast<Accumulator>(v); }
 };
 
+template <class U>
+struct FromAccumulator {
+  HAZE_HD U operator()(Accumulator v) const { return static_cast<U>(v); }
+};
+
 template <class T>
 struct Axpy {
   T alpha;
@@ -79,10 +89,23 @@ struct Scale {
   HAZE_HD void operator()(int64_t i) const { x[i] *= alpha; }
 };
 
-// Segment id of flat index i when x is cut into rows of `inner` elements.
-struct SegmentOf {
+// Where segment s starts.
+struct SegmentStart {
   int64_t inner;
-  HAZE_HD int64_t operator()(int64_t i) const { return i / inner; }
+  HAZE_HD int64_t operator()(int64_t s) const { return s * inner; }
+};
+
+// out[s] = the sum of segment s's terms, in lane_sum's order (the Cpu's):
+// the host twin of CUB's segmented reduction.
+template <class Terms, class Out>
+struct SegmentSum {
+  Terms terms;
+  int64_t inner;
+  Out out;
+  HAZE_HD void operator()(int64_t s) const {
+    const Terms row = terms + s * inner;
+    *(out + s) = haze::detail::lane_sum([row](int64_t j) { return Accumulator(row[j]); }, inner);
+  }
 };
 
 // The term f(x[i], m) that flat index i contributes, m being its mid index.
@@ -96,17 +119,17 @@ struct SegmentTerm {
 };
 
 // out[m] = sum over o of partial[o, m] + beta out[m].
-template <class T>
+template <class U>
 struct SumOverOuter {
   const Accumulator* partial;
   int64_t outer;
   int64_t mid;
-  T beta;
-  T* out;
+  U beta;
+  U* out;
   HAZE_HD void operator()(int64_t m) const {
     Accumulator acc = 0;
     for (int64_t o = 0; o < outer; ++o) acc += partial[o * mid + m];
-    out[m] = beta == T(0) ? static_cast<T>(acc) : static_cast<T>(acc + static_cast<Accumulator>(beta) * out[m]);
+    out[m] = beta == U(0) ? static_cast<U>(acc) : static_cast<U>(acc + static_cast<Accumulator>(beta) * out[m]);
   }
 };
 
@@ -154,11 +177,12 @@ struct Device {
   using convolution = cuda::CudnnConvolution;
 #endif
 
-  // Execution policy for every Thrust call; on CUDA its temporaries come
-  // from the caching allocator.
+  // Execution policy for every Thrust call. On CUDA: queued on haze's
+  // stream without waiting for it (par_nosync: a Thrust call returns once
+  // its kernels are launched), temporaries from the caching allocator.
   static auto policy() {
 #if HAZE_DEVICE_IS_CUDA
-    return thrust::cuda::par(cuda::thrust_allocator());
+    return thrust::cuda::par_nosync(cuda::thrust_allocator()).on(cuda::stream());
 #else
     return thrust::device;
 #endif
@@ -203,10 +227,15 @@ struct Device {
     device_counters().round_trip();
     transfer(dst, src, static_cast<size_t>(n) * sizeof(T), /*to_device=*/false);
   }
-  // Host <-> device bytes; on the OpenMP system device memory is host memory.
+  // Host <-> device bytes; on the OpenMP system device memory is host
+  // memory. On CUDA both are queued on haze's stream: an upload from
+  // pageable memory returns once the bytes are staged (the source may be
+  // freed), and only a download waits, for the work queued before it.
   static void transfer(void* dst, const void* src, size_t bytes, bool to_device) {
 #if HAZE_DEVICE_IS_CUDA
-    HAZE_CUDA_CHECK(cudaMemcpy(dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost));
+    HAZE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                                    cuda::stream()));
+    if (!to_device) HAZE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
 #else
     (void)to_device;
     std::memcpy(dst, src, bytes);
@@ -251,20 +280,64 @@ struct Device {
                                     device_detail::AddAccumulators{});
   }
 
-  // Same contract as Cpu::sum_axes. Two passes: reduce_by_key over the
-  // outer*mid contiguous rows of `inner` elements, then a sum over outer.
-  template <class T, class F>
-  static void sum_axes(const T* x, int64_t outer, int64_t mid, int64_t inner, F f, T beta, T* out) {
+  // Same contract as Cpu::sum_axes (U: T, or double). The outer*mid
+  // contiguous rows of `inner` elements are summed as segments; with one
+  // outer row and beta = 0 those sums are the output (one launch), else
+  // they go to a reused scratch buffer that a second pass sums over outer.
+  template <class T, class F, class U>
+  static void sum_axes(const T* x, int64_t outer, int64_t mid, int64_t inner, F f, U beta, U* out) {
     const int64_t segments = outer * mid;
-    Accumulator* partial = allocate<Accumulator>(segments);
-    const auto index = thrust::counting_iterator<int64_t>(0);
-    const auto keys = thrust::make_transform_iterator(index, device_detail::SegmentOf{inner});
-    const auto terms = thrust::make_transform_iterator(index, device_detail::SegmentTerm<T, F>{x, mid, inner, f});
+    const auto terms = thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0),
+                                                       device_detail::SegmentTerm<T, F>{x, mid, inner, f});
+    if (outer == 1 && beta == U(0)) {
+      segment_sums(terms, segments, inner,
+                   thrust::make_transform_output_iterator(out, device_detail::FromAccumulator<U>{}));
+      return;
+    }
+    Accumulator* partial = reduction_scratch(segments);
+    segment_sums(terms, segments, inner, partial);
+    for_each_index(mid, device_detail::SumOverOuter<U>{partial, outer, mid, beta, out});
+  }
+
+  // out[s] = sum of terms[s inner, (s + 1) inner) for s < segments, in
+  // one launch. On CUDA, CUB's reductions, queued without a host wait
+  // (thrust::reduce_by_key would read the segment count back); on the
+  // OpenMP system, a segment per index.
+  template <class Terms, class Out>
+  static void segment_sums(Terms terms, int64_t segments, int64_t inner, Out out) {
+#if HAZE_DEVICE_IS_CUDA
     device_counters().launch();
-    thrust::reduce_by_key(policy(), keys, keys + segments * inner, terms, thrust::make_discard_iterator(),
-                          partial);
-    for_each_index(mid, device_detail::SumOverOuter<T>{partial, outer, mid, beta, out});
-    deallocate(partial, segments);
+    const auto starts = thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0),
+                                                        device_detail::SegmentStart{inner});
+    size_t bytes = 0;
+    const auto reduce = [&](void* temp) {
+      if (segments == 1)  // one segment: a grid-wide reduction, not one block
+        return cub::DeviceReduce::Reduce(temp, bytes, terms, out, inner, device_detail::AddAccumulators{},
+                                         Accumulator(0), cuda::stream());
+      return cub::DeviceSegmentedReduce::Reduce(temp, bytes, terms, out, segments, starts, starts + 1,
+                                                device_detail::AddAccumulators{}, Accumulator(0), cuda::stream());
+    };
+    HAZE_CUDA_CHECK(reduce(nullptr));
+    void* temp = cuda::device_allocate(std::max<size_t>(bytes, 1));
+    HAZE_CUDA_CHECK(reduce(temp));
+    cuda::device_release(temp);
+#else
+    for_each_index(segments, device_detail::SegmentSum<Terms, Out>{terms, inner, out});
+#endif
+  }
+
+  // At least n accumulators for partial sums, reused from call to call
+  // (one host thread queues a model's work and the device runs it in
+  // order); grows, never shrinks.
+  static Accumulator* reduction_scratch(int64_t n) {
+    static Accumulator* buffer = nullptr;
+    static int64_t capacity = 0;
+    if (n > capacity) {
+      if (buffer) deallocate(buffer, capacity);
+      capacity = std::max(n, 2 * capacity);
+      buffer = allocate<Accumulator>(capacity);
+    }
+    return buffer;
   }
 
   // ---- GEMM (same contract as Cpu::gemm) ---------------------------------

@@ -2,7 +2,7 @@
 // Tensor<T, B>: an owning, contiguous, row-major array of T in backend B's
 // memory (NCHW for images). A tensor is a handle: it moves but does not copy
 // implicitly (clone() copies, to<B2>() copies across backends), and
-// reshape() returns a second handle on the same storage.
+// reshape() and slice() return further handles on the same storage.
 //
 // A default-constructed or moved-from tensor is *empty*: it has rank 0 and no
 // storage, and every operation that reads it throws haze::Error.
@@ -118,7 +118,26 @@ class Tensor {
     return alias;
   }
 
+  // A handle on shape.numel() elements of this one's, from flat element
+  // `offset` (a parameter's place in a flat arena). It keeps the whole
+  // storage alive; writes through either handle are seen by both.
+  Tensor slice(int64_t offset, Shape shape) const {
+    require_nonempty("Tensor::slice");
+    HAZE_REQUIRE(shape.rank() >= 1 && offset >= 0 && offset + shape.numel() <= numel(), "Tensor::slice: ", shape,
+                 " from element ", offset, " does not fit in ", shape_, " (", numel(), " elements)");
+    Tensor part;
+    part.storage_ = std::shared_ptr<T>(storage_, storage_.get() + offset);
+    part.shape_ = shape;
+    return part;
+  }
+
+  // Whether both start at the same element (an alias: reshape, keep).
   bool shares_storage_with(const Tensor& other) const { return storage_ && storage_ == other.storage_; }
+  // Whether both are handles on one allocation (slices of one arena, say).
+  bool shares_allocation_with(const Tensor& other) const {
+    return storage_ && other.storage_ && !storage_.owner_before(other.storage_) &&
+           !other.storage_.owner_before(storage_);
+  }
 
   void require_nonempty(const char* op) const {
     HAZE_REQUIRE(!empty(), op, ": the tensor is empty (default-constructed or moved-from)");

@@ -25,12 +25,29 @@ struct SquaredError {
     return Accumulator(v) * Accumulator(v);
   }
 };
+
+// *loss = sum_n w[n] sums[n] / numel, in double.
+template <class T>
+struct WeightedMean {
+  const T* sums;
+  const double* w;
+  int64_t batch;
+  double numel;
+  double* loss;
+  HAZE_HD void operator()(int64_t) const {
+    double total = 0;
+    for (int64_t n = 0; n < batch; ++n) total += w[n] * double(sums[n]);
+    *loss = total / numel;
+  }
+};
 }  // namespace detail
 
+// The loss left in backend memory: *loss (a double there) receives L, and
+// nothing is read back (the Trainer reads its step's values once).
 // weights: one per sample, or empty for all ones. grad gets pred's shape.
 template <Real T, Backend B>
-double mse_loss(const Tensor<T, B>& pred, const Tensor<T, B>& target, std::span<const double> weights,
-                Tensor<T, B>& grad) {
+void mse_loss_to(const Tensor<T, B>& pred, const Tensor<T, B>& target, std::span<const double> weights,
+                 Tensor<T, B>& grad, double* loss) {
   ops::detail::require_same_shape("mse_loss", "prediction", pred, "target", target);
   ops::detail::require_same_shape("mse_loss", "prediction", pred, "gradient", grad);
   const int64_t batch = pred.dim(0), numel = pred.numel();
@@ -42,16 +59,22 @@ double mse_loss(const Tensor<T, B>& pred, const Tensor<T, B>& target, std::span<
   ops::sub(pred, target, grad);  // grad holds the residual for now
   Tensor<T, B> per_sample({batch});
   ops::sum_axes(grad, 1, batch, numel / batch, per_sample, detail::SquaredError{});
-  const std::vector<T> sums = per_sample.to_host();
-  double loss = 0;
-  for (int64_t n = 0; n < batch; ++n) loss += w[n] * double(sums[n]);
-  loss /= double(numel);
+  const auto device_w = Tensor<double, B>::from_host({batch}, w);
+  B::for_each_index(1, detail::WeightedMean<T>{per_sample.data(), device_w.data(), batch, double(numel), loss});
 
   std::vector<double> scale(w.size());
   for (size_t n = 0; n < w.size(); ++n) scale[n] = 2 * w[n] / double(numel);
   const std::vector<double> zero(w.size(), 0.0);
   ops::lincomb_per_sample(grad, scale, grad, zero, grad);
-  return loss;
+}
+
+// The same, returning L (one read back).
+template <Real T, Backend B>
+double mse_loss(const Tensor<T, B>& pred, const Tensor<T, B>& target, std::span<const double> weights,
+                Tensor<T, B>& grad) {
+  Tensor<double, B> loss({1});
+  mse_loss_to(pred, target, weights, grad, loss.data());
+  return loss.to_host()[0];
 }
 
 // Min-SNR-gamma weights for samples at timesteps ts.

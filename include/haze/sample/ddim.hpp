@@ -40,12 +40,13 @@ class Ddim : public TimestepSampler<DdimOptions> {
     detail::require_start(x, "Ddim");
     detail::require_x0_defined<P>(schedule_, ts_.front(), "Ddim");
     const int total = this->total();
+    detail::OutputChecks<T, B> checks("Ddim", total);
     Tensor<T, B> x0(x.shape()), eps(x.shape()), noise(x.shape());
     for (int i = 0; i < total; ++i) {
       const int t = ts_[i];
       const double ab = schedule_.alpha_bar(t);
       const double ab_prev = this->alpha_bar_next(i);
-      const Tensor<T, B> out = detail::evaluate(denoiser, x, t, "Ddim", i, total);
+      const Tensor<T, B> out = checks.evaluate(denoiser, x, t, i, total);
       detail::split_prediction<P>(x, out, ab, x0, &eps);
       if (options_.clip_x0) {
         ops::map(x0, detail::ClampUnit{}, x0);
@@ -61,6 +62,7 @@ class Ddim : public TimestepSampler<DdimOptions> {
       }
       detail::report(options_.progress, i + 1, total);
     }
+    checks.finish();
     return x;
   }
 };

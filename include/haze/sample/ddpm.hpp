@@ -43,6 +43,7 @@ class Ddpm : public TimestepSampler<DdpmOptions> {
     detail::require_start(x, "Ddpm");
     detail::require_x0_defined<P>(schedule_, ts_.front(), "Ddpm");
     const int total = this->total();
+    detail::OutputChecks<T, B> checks("Ddpm", total);
     Tensor<T, B> x0(x.shape()), noise(x.shape());
     for (int i = 0; i < total; ++i) {
       const int t = ts_[i];
@@ -50,7 +51,7 @@ class Ddpm : public TimestepSampler<DdpmOptions> {
       const double ab = schedule_.alpha_bar(t);
       const double ab_prev = this->alpha_bar_next(i);
       const double beta = 1 - ab / ab_prev, alpha = 1 - beta;
-      const Tensor<T, B> out = detail::evaluate(denoiser, x, t, "Ddpm", i, total);
+      const Tensor<T, B> out = checks.evaluate(denoiser, x, t, i, total);
       detail::split_prediction<P>(x, out, ab, x0);
       if (options_.clip_x0) ops::map(x0, detail::ClampUnit{}, x0);
       const double c0 = std::sqrt(ab_prev) * beta / (1 - ab);
@@ -65,6 +66,7 @@ class Ddpm : public TimestepSampler<DdpmOptions> {
       }
       detail::report(options_.progress, i + 1, total);
     }
+    checks.finish();
     return x;
   }
 };

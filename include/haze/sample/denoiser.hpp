@@ -8,9 +8,11 @@
 // fractional for sigma-space samplers with Karras sigmas; the schedule's
 // alpha_bar_at(t) gives the matching noise level.
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <functional>
+#include <vector>
 
 #include "haze/core/error.hpp"
 #include "haze/core/tensor.hpp"
@@ -30,17 +32,50 @@ concept Denoiser = std::invocable<D&, const Tensor<T, B>&, double> &&
 
 namespace detail {
 
-// The denoiser's output for x at t, checked: same shape as x and finite.
-template <class T, class B, class D>
-Tensor<T, B> evaluate(D& denoiser, const Tensor<T, B>& x, double t, const char* sampler, int step, int total) {
-  Tensor<T, B> out = denoiser(x, t);
-  HAZE_REQUIRE(!out.empty() && out.shape() == x.shape(), sampler, ": the denoiser returned shape ", out.shape(),
-               " for input ", x.shape(), " at step ", step + 1, " of ", total, " (t = ", t, ")");
-  const int64_t bad = ops::count_nonfinite(out);
-  HAZE_REQUIRE(bad == 0, sampler, ": the denoiser returned ", bad, " non-finite values at step ", step + 1,
-               " of ", total, " (t = ", t, ")");
-  return out;
-}
+// The checks on what a denoiser returns. Its shape is checked at once (on
+// the host); its finiteness on the backend: each evaluation's count of
+// NaN and infinite values lands in its own slot of a backend buffer that
+// finish() reads back once, when the loop ends, so that no sampler step
+// waits for the device. A bad output is reported by its step and timestep
+// (the first, if several); the steps after it ran on its NaNs.
+template <class T, class B>
+class OutputChecks {
+ public:
+  // `evaluations`: how many denoiser calls the run makes at most.
+  OutputChecks(const char* sampler, int evaluations)
+      : sampler_(sampler), counts_(Tensor<double, B>::zeros({std::max(evaluations, 1)})) {}
+
+  template <class D>
+  Tensor<T, B> evaluate(D& denoiser, const Tensor<T, B>& x, double t, int step, int total) {
+    HAZE_REQUIRE(calls_.size() < size_t(counts_.numel()), sampler_, ": more denoiser calls than the ",
+                 counts_.numel(), " the checks were sized for");
+    Tensor<T, B> out = denoiser(x, t);
+    HAZE_REQUIRE(!out.empty() && out.shape() == x.shape(), sampler_, ": the denoiser returned shape ", out.shape(),
+                 " for input ", x.shape(), " at step ", step + 1, " of ", total, " (t = ", t, ")");
+    B::sum_axes(out.data(), 1, 1, out.numel(), ops::NonFinite{}, 0.0, counts_.data() + calls_.size());
+    calls_.push_back({step, total, t});
+    return out;
+  }
+
+  // Throws if any output was not finite (one read back).
+  void finish() const {
+    if (calls_.empty()) return;
+    const std::vector<double> counts = counts_.to_host();
+    for (size_t i = 0; i < calls_.size(); ++i)
+      HAZE_REQUIRE(counts[i] == 0, sampler_, ": the denoiser returned ", int64_t(counts[i]),
+                   " non-finite values at step ", calls_[i].step + 1, " of ", calls_[i].total, " (t = ", calls_[i].t,
+                   ")");
+  }
+
+ private:
+  struct Call {
+    int step, total;
+    double t;
+  };
+  const char* sampler_;
+  Tensor<double, B> counts_;
+  std::vector<Call> calls_;
+};
 
 // x0 (and eps, when asked) from the model output at noise level ab.
 template <Prediction P, class T, class B>

@@ -24,10 +24,11 @@ class DpmSolverPP2M : public SigmaSampler {
     detail::require_start(x, "DpmSolverPP2M");
     const auto& s = grid_.sigmas;
     const int total = static_cast<int>(grid_.ts.size());
+    detail::OutputChecks<T, B> checks("DpmSolverPP2M", total);
     Tensor<T, B> x0(x.shape()), x0_prev(x.shape()), scratch(x.shape());
     detail::to_sigma_space(x, s[0]);
     for (int i = 0; i < total; ++i) {
-      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "DpmSolverPP2M", i, total, options_.clip_x0);
+      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, checks, i, total, options_.clip_x0);
       if (s[i + 1] == 0) {
         ops::copy(x0, x);
       } else {
@@ -43,6 +44,7 @@ class DpmSolverPP2M : public SigmaSampler {
       std::swap(x0, x0_prev);
       detail::report(options_.progress, i + 1, total);
     }
+    checks.finish();
     return x;
   }
 };

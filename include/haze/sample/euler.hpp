@@ -24,14 +24,16 @@ class Euler : public SigmaSampler {
     detail::require_start(x, "Euler");
     const auto& s = grid_.sigmas;
     const int total = static_cast<int>(grid_.ts.size());
+    detail::OutputChecks<T, B> checks("Euler", total);
     Tensor<T, B> x0(x.shape()), scratch(x.shape());
     detail::to_sigma_space(x, s[0]);
     for (int i = 0; i < total; ++i) {
-      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "Euler", i, total, options_.clip_x0);
+      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, checks, i, total, options_.clip_x0);
       const double ratio = s[i + 1] / s[i];  // x~ + (s' - s)(x~ - D)/s
       ops::lincomb(x, ratio, x, 1 - ratio, x0);
       detail::report(options_.progress, i + 1, total);
     }
+    checks.finish();
     return x;
   }
 };
@@ -47,10 +49,11 @@ class EulerAncestral : public SigmaSampler {
     detail::require_start(x, "EulerAncestral");
     const auto& s = grid_.sigmas;
     const int total = static_cast<int>(grid_.ts.size());
+    detail::OutputChecks<T, B> checks("EulerAncestral", total);
     Tensor<T, B> x0(x.shape()), scratch(x.shape()), noise(x.shape());
     detail::to_sigma_space(x, s[0]);
     for (int i = 0; i < total; ++i) {
-      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "EulerAncestral", i, total, options_.clip_x0);
+      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, checks, i, total, options_.clip_x0);
       const double next = s[i + 1];
       const double up = std::min(next, std::sqrt(next * next * (s[i] * s[i] - next * next) / (s[i] * s[i])));
       const double down = std::sqrt(next * next - up * up);
@@ -63,6 +66,7 @@ class EulerAncestral : public SigmaSampler {
       }
       detail::report(options_.progress, i + 1, total);
     }
+    checks.finish();
     return x;
   }
 };

@@ -22,16 +22,17 @@ class Heun : public SigmaSampler {
     detail::require_start(x, "Heun");
     const auto& s = grid_.sigmas;
     const int total = static_cast<int>(grid_.ts.size());
+    detail::OutputChecks<T, B> checks("Heun", 2 * total);
     Tensor<T, B> x0(x.shape()), x0_next(x.shape()), predictor(x.shape()), scratch(x.shape());
     detail::to_sigma_space(x, s[0]);
     for (int i = 0; i < total; ++i) {
-      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, "Heun", i, total, options_.clip_x0);
+      detail::denoised<P>(denoiser, x, s[i], grid_.ts[i], scratch, x0, checks, i, total, options_.clip_x0);
       const double ratio = s[i + 1] / s[i];
       if (s[i + 1] == 0) {
         ops::lincomb(x, ratio, x, 1 - ratio, x0);
       } else {
         ops::lincomb(predictor, ratio, x, 1 - ratio, x0);
-        detail::denoised<P>(denoiser, predictor, s[i + 1], grid_.ts[i + 1], scratch, x0_next, "Heun", i, total, options_.clip_x0);
+        detail::denoised<P>(denoiser, predictor, s[i + 1], grid_.ts[i + 1], scratch, x0_next, checks, i, total, options_.clip_x0);
         // x + h/2 ((x - D)/s + (x' - D')/s'),  h = s' - s
         const double h = s[i + 1] - s[i], a = h / (2 * s[i]), b = h / (2 * s[i + 1]);
         ops::lincomb(x, 1 + a, x, -a, x0, b, predictor);
@@ -39,6 +40,7 @@ class Heun : public SigmaSampler {
       }
       detail::report(options_.progress, i + 1, total);
     }
+    checks.finish();
     return x;
   }
 };

@@ -42,6 +42,7 @@ class ReverseSde : public TimestepSampler<SdeOptions> {
   Tensor<T, B> run(D&& denoiser, Tensor<T, B> x, Generator& gen) const {
     detail::require_start(x, "ReverseSde");
     const int total = this->total();
+    detail::OutputChecks<T, B> checks("ReverseSde", total);
     Tensor<T, B> eps(x.shape()), noise(x.shape());
     for (int i = 0; i < total; ++i) {
       const int t = ts_[i];
@@ -49,7 +50,7 @@ class ReverseSde : public TimestepSampler<SdeOptions> {
       const double ab = schedule_.alpha_bar(t);
       const double ab_prev = this->alpha_bar_next(i);
       const double integrated_beta = std::log(ab_prev / ab);
-      const Tensor<T, B> out = detail::evaluate(denoiser, x, t, "ReverseSde", i, total);
+      const Tensor<T, B> out = checks.evaluate(denoiser, x, t, i, total);
       const Coefficients e = P::eps_from(ab);
       ops::lincomb(eps, e.first, x, e.second, out);
       const double drift_x = 1 + integrated_beta / 2, drift_eps = -integrated_beta / std::sqrt(1 - ab);
@@ -61,6 +62,7 @@ class ReverseSde : public TimestepSampler<SdeOptions> {
       }
       detail::report(options_.progress, i + 1, total);
     }
+    checks.finish();
     return x;
   }
 };

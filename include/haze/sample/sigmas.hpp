@@ -80,9 +80,9 @@ namespace detail {
 // its output becomes x0. `scratch` receives x_t.
 template <Prediction P, class T, class B, class D>
 void denoised(D& denoiser, const Tensor<T, B>& x_tilde, double sigma, double t, Tensor<T, B>& scratch,
-              Tensor<T, B>& x0, const char* sampler, int step, int total, bool clip_x0) {
+              Tensor<T, B>& x0, OutputChecks<T, B>& checks, int step, int total, bool clip_x0) {
   ops::lincomb(scratch, 1 / std::sqrt(1 + sigma * sigma), x_tilde, 0.0, x_tilde);
-  const Tensor<T, B> out = evaluate(denoiser, scratch, t, sampler, step, total);
+  const Tensor<T, B> out = checks.evaluate(denoiser, scratch, t, step, total);
   split_prediction<P>(scratch, out, Schedule::alpha_bar_of_sigma(sigma), x0);
   // At large sigma an epsilon model's x0 = x~ - sigma eps multiplies the
   // model's error by sigma (157 at the end of the linear schedule); clamping

@@ -4,9 +4,12 @@
 //   p <- p (1 - lr wd)                                   (decay, weights only by default)
 //   m <- b1 m + (1 - b1) g         v <- b2 v + (1 - b2) g^2
 //   p <- p - (lr / (1 - b1^s)) m / (sqrt(v) / sqrt(1 - b2^s) + eps)
-// The moments live on the parameters' backend, one pair per parameter, and
-// the update is one fused pass over (p, g, m, v), after one pass that
-// checks what it would write is finite.
+// AdamW packs the parameters into one arena (nn/parameter_arena.hpp) and
+// keeps its moments in two more of the same layout, so a step is three
+// launches whatever the model: one pass that flags any value the update
+// would make NaN or infinite, their count, and the update itself over
+// (p, g, m, v), which writes only when the count is zero (and can fold in
+// the EMA, Ema::update's average, in the same pass).
 
 #include <cmath>
 #include <string>
@@ -16,6 +19,9 @@
 #include "haze/core/macros.hpp"
 #include "haze/core/tensor.hpp"
 #include "haze/nn/module.hpp"
+#include "haze/nn/parameter_arena.hpp"
+#include "haze/ops/reduce.hpp"
+#include "haze/train/ema.hpp"
 
 namespace haze::train {
 
@@ -41,23 +47,20 @@ struct AdamWKernel {
   const T* g;
   T* m;
   T* v;
+  int64_t decayed_end;  // elements [0, decayed_end) decay (the arena's weights)
   T decay, beta1, beta2, step_size, inv_sqrt_bias2, eps;
+  const double* grad_scale;  // null: 1
 
   struct Update {
     T p, m, v;
   };
   // What the step writes at element i.
   HAZE_HD Update at(int64_t i) const {
-    const T grad = g[i];
+    const T grad = grad_scale ? g[i] * T(*grad_scale) : g[i];
     const T m_new = beta1 * m[i] + (T(1) - beta1) * grad;
     const T v_new = beta2 * v[i] + (T(1) - beta2) * grad * grad;
-    return {p[i] * decay - step_size * m_new / (std::sqrt(v_new) * inv_sqrt_bias2 + eps), m_new, v_new};
-  }
-  HAZE_HD void operator()(int64_t i) const {
-    const Update u = at(i);
-    p[i] = u.p;
-    m[i] = u.m;
-    v[i] = u.v;
+    const T keep = i < decayed_end ? decay : T(1);
+    return {p[i] * keep - step_size * m_new / (std::sqrt(v_new) * inv_sqrt_bias2 + eps), m_new, v_new};
   }
 };
 
@@ -73,88 +76,150 @@ struct AdamWNonFinite {
     flags[i] = zero == zero ? T(0) : T(1);
   }
 };
+
+// The update, written only when no value would be non-finite and nothing
+// upstream blocked the step; then the average, if any, in the same pass
+// (shadow <- a shadow + b p, Ema::update's expression).
+template <class T>
+struct AdamWApply {
+  AdamWKernel<T> step;
+  const double* nonfinite;
+  const double* blocked;  // null: never
+  T* shadow;              // null: no average
+  T a, b;
+  HAZE_HD void operator()(int64_t i) const {
+    if (*nonfinite != 0 || (blocked && *blocked != 0)) return;
+    const auto u = step.at(i);
+    step.p[i] = u.p;
+    step.m[i] = u.m;
+    step.v[i] = u.v;
+    if (shadow) shadow[i] = a * shadow[i] + b * u.p;
+  }
+};
 }  // namespace detail
+
+// What a step may take from the device without the host reading it first,
+// so that a training step waits on nothing until its end (the Trainer's
+// clipping and checks), and where it leaves its verdict.
+template <Real T, Backend B>
+struct StepControls {
+  double* nonfinite = nullptr;         // receives how many values the step would make non-finite (required)
+  const double* grad_scale = nullptr;  // every gradient times *grad_scale (null: 1)
+  const double* blocked = nullptr;     // *blocked != 0: the step writes nothing (null: never)
+  Ema<T, B>* average = nullptr;        // folds the new values into this EMA in the same pass
+  int64_t average_step = 0;            // ... as Ema::update(params, average_step) would
+};
 
 template <Real T, Backend B>
 class AdamW {
  public:
   AdamW(nn::Parameters<T, B> params, AdamWOptions options = {})
-      : params_(std::move(params)), options_((options.validate(), options)) {
-    int64_t total = 0;
-    for (const auto& p : params_) {
-      m_.push_back(Tensor<T, B>::zeros(p.value->shape()));
-      v_.push_back(Tensor<T, B>::zeros(p.value->shape()));
-      total += p.value->numel();
+      : arena_(std::move(params)), options_((options.validate(), options)) {
+    const int64_t size = arena_.size();
+    if (size == 0) return;
+    m_ = Tensor<T, B>::zeros({size});
+    v_ = Tensor<T, B>::zeros({size});
+    flags_ = Tensor<T, B>({size});
+    nonfinite_ = Tensor<double, B>({1});
+    for (size_t i = 0; i < arena_.parameters().size(); ++i) {
+      const Shape shape = arena_.parameters()[i].value->shape();
+      m_views_.push_back(m_.slice(arena_.offset(i), shape));
+      v_views_.push_back(v_.slice(arena_.offset(i), shape));
     }
-    if (total > 0) nonfinite_ = Tensor<T, B>({total});
   }
 
   const AdamWOptions& options() const { return options_; }
   int64_t steps_taken() const { return step_; }
-  const nn::Parameters<T, B>& parameters() const { return params_; }
+  const nn::Parameters<T, B>& parameters() const { return arena_.parameters(); }
+  const nn::ParameterArena<T, B>& arena() const { return arena_; }
   // First and second moments of parameter i (checkpoints save and restore them).
-  Tensor<T, B>& first_moment(size_t i) { return m_.at(i); }
-  Tensor<T, B>& second_moment(size_t i) { return v_.at(i); }
+  Tensor<T, B>& first_moment(size_t i) { return m_views_.at(i); }
+  Tensor<T, B>& second_moment(size_t i) { return v_views_.at(i); }
   void set_steps_taken(int64_t s) {
     HAZE_REQUIRE(s >= 0, "AdamW: step count must be >= 0, got ", s);
     step_ = s;
   }
 
   // One update with learning rate lr from the gradients in the parameters.
-  // All or nothing: a first pass over the update finds any value it would
-  // make NaN or infinite (a learning rate that overflows, say) and then
-  // throws haze::Error naming the parameter, before anything is written.
+  // All or nothing: if the update would make any value NaN or infinite (a
+  // learning rate that overflows, say), it throws haze::Error naming the
+  // parameter, and nothing was written.
   void step(double lr) {
+    enqueue_step(lr, {.nonfinite = nonfinite_.data()});
+    finish_step(lr, arena_.size() == 0 ? 0.0 : nonfinite_.to_host()[0]);
+  }
+
+  // The same step queued on the backend, reading nothing back: it writes
+  // only if *controls.nonfinite comes to 0 and *controls.blocked is not set.
+  // The caller reads *controls.nonfinite later and calls finish_step.
+  void enqueue_step(double lr, const StepControls<T, B>& controls) {
     HAZE_REQUIRE(lr >= 0 && std::isfinite(lr), "AdamW::step: learning rate must be finite and >= 0, got ", lr);
-    const int64_t next = step_ + 1;
-    std::vector<detail::AdamWKernel<T>> kernels;
-    for (size_t i = 0; i < params_.size(); ++i) kernels.push_back(kernel(i, lr, next));
-
-    int64_t offset = 0;
-    for (size_t i = 0; i < params_.size(); ++i) {
-      const int64_t n = params_[i].value->numel();
-      B::for_each_index(n, detail::AdamWNonFinite<T>{kernels[i], nonfinite_.data() + offset});
-      offset += n;
+    HAZE_REQUIRE(controls.nonfinite, "AdamW::enqueue_step: controls.nonfinite must point at a device double");
+    const int64_t size = arena_.size();
+    if (size == 0) return;
+    const detail::AdamWKernel<T> kernel = kernel_for(lr, step_ + 1, controls.grad_scale);
+    B::for_each_index(size, detail::AdamWNonFinite<T>{kernel, flags_.data()});
+    B::sum_axes(flags_.data(), 1, 1, size, ops::Identity{}, 0.0, controls.nonfinite);
+    detail::AdamWApply<T> apply{kernel, controls.nonfinite, controls.blocked, nullptr, T(0), T(0)};
+    if (controls.average) {
+      const double d = controls.average->decay_at(controls.average_step);
+      apply.shadow = controls.average->shadow_buffer(arena_);
+      apply.a = T(d);
+      apply.b = T(1 - d);
     }
-    if (offset > 0 && B::sum(nonfinite_.data(), offset) != 0) [[unlikely]]
-      fail_nonfinite(lr, next);
+    B::for_each_index(size, apply);
+  }
 
-    for (size_t i = 0; i < params_.size(); ++i) B::for_each_index(params_[i].value->numel(), kernels[i]);
-    step_ = next;
+  // Completes an enqueued step given what its count came to: counts the
+  // step, or throws naming the first parameter that would go non-finite.
+  void finish_step(double lr, double nonfinite) {
+    if (nonfinite != 0) [[unlikely]]
+      fail_nonfinite(lr, step_ + 1);
+    ++step_;
   }
 
  private:
-  detail::AdamWKernel<T> kernel(size_t i, double lr, int64_t step) {
-    const auto& p = params_[i];
+  detail::AdamWKernel<T> kernel_for(double lr, int64_t step, const double* grad_scale) {
     const double bias1 = 1 - std::pow(options_.beta1, double(step));
     const double bias2 = 1 - std::pow(options_.beta2, double(step));
-    const bool decays = options_.decay_all || p.kind == nn::ParamKind::Weight;
-    const double decay = decays ? 1 - lr * options_.weight_decay : 1.0;
-    return {p.value->data(), p.grad->data(), m_[i].data(), v_[i].data(), T(decay), T(options_.beta1),
-            T(options_.beta2), T(lr / bias1), T(1 / std::sqrt(bias2)), T(options_.eps)};
+    const double decay = 1 - lr * options_.weight_decay;
+    const char* op = "AdamW::step";
+    return {arena_.values(op),
+            arena_.grads(op),
+            m_.data(),
+            v_.data(),
+            options_.decay_all ? arena_.size() : arena_.decayed_end(),
+            T(decay),
+            T(options_.beta1),
+            T(options_.beta2),
+            T(lr / bias1),
+            T(1 / std::sqrt(bias2)),
+            T(options_.eps),
+            grad_scale};
   }
 
   // Names the first parameter whose update is not finite (the rare path:
   // reads the flags back).
   [[noreturn]] void fail_nonfinite(double lr, int64_t step) const {
-    int64_t offset = 0;
-    std::vector<T> flags = nonfinite_.to_host();
-    for (const auto& p : params_) {
-      const int64_t n = p.value->numel();
+    const std::vector<T> flags = flags_.to_host();
+    for (size_t i = 0; i < arena_.parameters().size(); ++i) {
+      const auto& p = arena_.parameters()[i];
+      const int64_t n = p.value->numel(), offset = arena_.offset(i);
       int64_t bad = 0;
       for (int64_t j = offset; j < offset + n; ++j) bad += flags[size_t(j)] != T(0);
       if (bad > 0)
         HAZE_FAIL("AdamW::step: step ", step, " at learning rate ", lr, " would make ", bad, " of the ", n,
                   " values of '", p.name, "' (or its moments) NaN or infinite; no parameter was changed");
-      offset += n;
     }
     HAZE_FAIL("AdamW::step: step ", step, " would make a parameter non-finite; no parameter was changed");
   }
 
-  nn::Parameters<T, B> params_;
+  nn::ParameterArena<T, B> arena_;
   AdamWOptions options_;
-  std::vector<Tensor<T, B>> m_, v_;
-  Tensor<T, B> nonfinite_;  // one flag per parameter value, for the check in step()
+  Tensor<T, B> m_, v_;                           // in the arena's layout
+  std::vector<Tensor<T, B>> m_views_, v_views_;  // parameter i's slices of them
+  Tensor<T, B> flags_;                           // one per arena element, for the check
+  Tensor<double, B> nonfinite_;                  // step()'s count
   int64_t step_ = 0;
 };
 

@@ -8,11 +8,15 @@
 //     loss = w mse(model(x_t, t, labels), target_P(x0, eps)) / accumulation
 //     model.backward(dloss)                         (gradients add up)
 //   clip the global gradient norm, AdamW step at lr(step), EMA update
+//                                                  (one pass over the parameter arena)
 //
 // A NaN or infinite loss or gradient norm, or an update that would make a
-// parameter NaN or infinite (AdamW::step checks), throws haze::Error naming
-// the step before any parameter changes, so the last good state (and
-// checkpoint) stays good. Everything random comes from the Generator and the BatchOrder, whose
+// parameter NaN or infinite (AdamW checks), throws haze::Error naming the
+// step, and no parameter changes, so the last good state (and checkpoint)
+// stays good. The checks wait on nothing: the losses, the norm, the
+// clipping factor and the verdicts stay in one backend buffer that the
+// update itself consults, read back once when the step's work is queued
+// (a step's only host round trip on a GPU). Everything random comes from the Generator and the BatchOrder, whose
 // state a checkpoint saves: a resumed run repeats a straight run bit for bit.
 //
 // Model: forward(x, timesteps, labels, Generator*), backward(dy),
@@ -29,11 +33,11 @@
 #include "haze/diffusion/loss.hpp"
 #include "haze/diffusion/parameterization.hpp"
 #include "haze/nn/module.hpp"
+#include "haze/ops/reduce.hpp"
 #include "haze/ops/random.hpp"
 #include "haze/train/adamw.hpp"
 #include "haze/train/dataset.hpp"
 #include "haze/train/ema.hpp"
-#include "haze/train/grad_clip.hpp"
 #include "haze/train/lr_schedule.hpp"
 
 namespace haze::train {
@@ -71,6 +75,30 @@ struct StepReport {
   int64_t items;       // training items seen in this step
 };
 
+namespace detail {
+// The slots of a step's status buffer; the micro-batches' losses follow.
+enum StatusSlot : int64_t { squares, norm, clip_scale, blocked, nonfinite, losses };
+
+// After the backward pass: the gradient norm from its sum of squares, the
+// clipping factor (rounded to T, as clipping the gradients would apply it),
+// and whether the step must write nothing (a loss or the norm not finite).
+template <class T>
+struct ClipAndGate {
+  double* status;
+  int accumulation;
+  double clip_norm;  // 0: no clipping
+  HAZE_HD void operator()(int64_t) const {
+    bool losses_finite = true;
+    for (int m = 0; m < accumulation; ++m) losses_finite = losses_finite && is_finite(status[losses + m]);
+    const double n = std::sqrt(status[squares]);
+    status[norm] = n;
+    status[clip_scale] = clip_norm > 0 && is_finite(n) && n > clip_norm ? double(T(clip_norm / n)) : 1.0;
+    status[blocked] = losses_finite && is_finite(n) ? 0.0 : 1.0;
+  }
+  HAZE_HD static bool is_finite(double v) { return v - v == 0.0; }
+};
+}  // namespace detail
+
 template <class Model, Prediction P>
 class Trainer {
  public:
@@ -86,7 +114,8 @@ class Trainer {
         optimizer_(params_, options_.adamw),
         ema_(params_, options_.ema_decay),
         order_((data.validate(), data.count()), options_.seed ^ 0x9e3779b97f4a7c15ULL),
-        gen_{options_.seed} {
+        gen_{options_.seed},
+        status_(Tensor<double, B>::zeros({detail::losses + options_.accumulation})) {
     HAZE_REQUIRE(options_.num_classes == 0 || !data.labels.empty(),
                  "Trainer: num_classes is ", options_.num_classes, " but the dataset has no labels");
     for (int64_t label : data.labels)
@@ -102,8 +131,9 @@ class Trainer {
     const auto start = std::chrono::steady_clock::now();
     const int64_t n = options_.batch_size;
     const int64_t next_step = optimizer_.steps_taken() + 1;
-    nn::zero_grad(model_);
-    double loss = 0;
+    const nn::ParameterArena<T, B>& arena = optimizer_.arena();
+    arena.zero_grads();
+    double* status = status_.data();
     for (int micro = 0; micro < options_.accumulation; ++micro) {
       ensure_buffers(n);
       const std::vector<int64_t> indices = order_.next(n);
@@ -128,18 +158,30 @@ class Trainer {
                                         : std::vector<double>(ts.size(), 1.0);
       for (double& w : weights) w /= options_.accumulation;
       const Tensor<T, B> pred = model_.forward(*x_t_, t_model, labels_, &gen_);
-      const double micro_loss = mse_loss(pred, *target_, weights, *grad_);
+      mse_loss_to(pred, *target_, weights, *grad_, status + detail::losses + micro);
+      model_.backward(*grad_);
+    }
+    B::sum_axes(arena.grads("Trainer::step"), 1, 1, arena.size(), ops::Square{}, 0.0, status + detail::squares);
+    B::for_each_index(1, detail::ClipAndGate<T>{status, options_.accumulation, options_.clip_norm});
+    const double lr = options_.lr.at(next_step);
+    optimizer_.enqueue_step(lr, {.nonfinite = status + detail::nonfinite,
+                                 .grad_scale = status + detail::clip_scale,
+                                 .blocked = status + detail::blocked,
+                                 .average = &ema_,
+                                 .average_step = next_step});
+
+    const std::vector<double> done = status_.to_host();  // the step's one round trip
+    double loss = 0;
+    for (int micro = 0; micro < options_.accumulation; ++micro) {
+      const double micro_loss = done[size_t(detail::losses + micro)];
       HAZE_REQUIRE(std::isfinite(micro_loss), "Trainer: the loss is ", micro_loss, " at step ", next_step,
                    " (micro-batch ", micro, "); no parameter was changed");
       loss += micro_loss;
-      model_.backward(*grad_);
     }
-    const double norm = options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : global_grad_norm(params_);
+    const double norm = done[detail::norm];
     HAZE_REQUIRE(std::isfinite(norm), "Trainer: the gradient norm is ", norm, " at step ", next_step,
                  "; no parameter was changed");
-    const double lr = options_.lr.at(next_step);
-    optimizer_.step(lr);
-    ema_.update(params_, optimizer_.steps_taken());
+    optimizer_.finish_step(lr, done[detail::nonfinite]);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return {optimizer_.steps_taken(), loss, norm, lr, seconds, n * options_.accumulation};
   }
@@ -191,6 +233,7 @@ class Trainer {
   BatchOrder order_;
   Generator gen_;
   std::vector<int64_t> labels_;
+  Tensor<double, B> status_;  // detail::StatusSlot
   std::optional<Tensor<T, B>> x0_, eps_, x_t_, target_, grad_;
 };
 

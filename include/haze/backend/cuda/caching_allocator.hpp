@@ -3,12 +3,16 @@
 // in size bins and hands them out again, so tensors created every step cost
 // no cudaMalloc/cudaFree after warm-up. Thrust's temporary storage (reduce,
 // reduce_by_key) goes through the same cache via ThrustCachingAllocator.
+// Blocks belong to haze's stream (cuda/stream.hpp): one freed while a
+// queued kernel still uses it is handed out again only to work queued
+// after that kernel.
 
 #include <cub/util_allocator.cuh>
 #include <cstddef>
 #include <mutex>
 
 #include "haze/backend/cuda/check.hpp"
+#include "haze/backend/cuda/stream.hpp"
 
 namespace haze::backend::cuda {
 
@@ -32,7 +36,7 @@ inline size_t cached_block_count() {
 inline void* device_allocate(size_t bytes, bool& fresh) {
   const size_t cached_before = cached_block_count();
   void* p = nullptr;
-  HAZE_CUDA_CHECK(caching_allocator().DeviceAllocate(&p, bytes));
+  HAZE_CUDA_CHECK(caching_allocator().DeviceAllocate(&p, bytes, stream()));
   fresh = cached_block_count() >= cached_before;
   return p;
 }

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "haze/backend/cuda/check.hpp"
+#include "haze/backend/cuda/stream.hpp"
 #include "haze/backend/tf32.hpp"
 #include "haze/core/backend_concept.hpp"
 
@@ -18,6 +19,7 @@ inline cublasHandle_t cublas_handle() {
   static cublasHandle_t handle = [] {
     cublasHandle_t h = nullptr;
     HAZE_CUBLAS_CHECK(cublasCreate(&h));
+    HAZE_CUBLAS_CHECK(cublasSetStream(h, stream()));
     return h;
   }();
   return handle;

@@ -39,6 +39,7 @@ inline cudnnHandle_t cudnn_handle() {
   static cudnnHandle_t handle = [] {
     cudnnHandle_t h = nullptr;
     HAZE_CUDNN_CHECK(cudnnCreate(&h));
+    HAZE_CUDNN_CHECK(cudnnSetStream(h, stream()));
     return h;
   }();
   return handle;
