@@ -3,6 +3,9 @@
 // OpenMP system (run in CI) and by nvcc on the CUDA system (run on a GPU).
 // Device outputs start as NaN, so an element a kernel skipped always fails.
 #include <haze/haze.hpp>
+#include <haze/ops/im2col.hpp>
+#include <haze/ops/layout.hpp>
+#include <haze/ops/softmax.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -220,6 +223,90 @@ TEMPLATE_TEST_CASE("Device reductions equal Cpu", "[device][reduce]", float, dou
     haze::ops::sum_per_group(cx, 3, cg);
     haze::ops::sum_per_group(dx, 3, dg);
     require_close(dg, cg, 2 * 0x1p-53 * 900, eps<T>());
+  }
+}
+
+TEMPLATE_TEST_CASE("Device softmax over rows and its backward equal Cpu", "[device][softmax]", float, double) {
+  // On the host the Device runs the Cpu's row functors: the same bits. On
+  // CUDA a row per warp: each p is fast_exp (whose polynomial nvcc may
+  // contract to FMAs, a few ulp) times the reciprocal of a double sum in
+  // another order, rounded once; ds = p (dp - sum dp p) adds one rounding
+  // of the sum, scaled by p <= 1 and |dp| <= 1. Hence 8 eps, relative to
+  // each element and absolute against values of order 1.
+  using T = TestType;
+  for (const int64_t cols : {1, 7, 32, 33, 64, 256, 1000}) {
+    CAPTURE(cols);
+    const Shape shape{3, 5, cols};
+    auto [cx, dx] = random_pair<T>(shape, 11);
+    haze::ops::scale(cx, T(6)), haze::ops::scale(dx, T(6));  // logits in [-6, 6]
+    haze::ops::softmax_rows(cx);
+    haze::ops::softmax_rows(dx);
+    require_close(dx, cx, 8 * eps<T>(), 8 * eps<T>());
+    auto [cd, dd] = random_pair<T>(shape, 12);
+    haze::ops::softmax_rows_backward(cx, cd);
+    haze::ops::softmax_rows_backward(dx, dd);
+    require_close(dd, cd, 8 * eps<T>(), 8 * eps<T>());
+  }
+}
+
+TEMPLATE_TEST_CASE("Device layout moves and im2col/col2im equal Cpu exactly", "[device][layout]", float, double) {
+  // Data movement, and sums of the same terms in the same order (col2im's
+  // overlapping patches, the upsample's adjoint): the same functors on
+  // both sides, so the same bits. Outputs start as NaN.
+  using T = TestType;
+  const auto exact = [](const Tensor<T, Device>& got, const Tensor<T, Cpu>& expected) {
+    require_close(got, expected, 0, 0);
+  };
+  auto [cx, dx] = random_pair<T>({2, 6, 5, 7}, 21);
+  {
+    const Shape s{2, 7, 30};
+    auto c3 = cx.reshape({2, 30, 7});
+    auto d3 = dx.reshape({2, 30, 7});
+    auto cy = Tensor<T, Cpu>(s);
+    auto dy = device_sentinel<T>(s);
+    haze::ops::transpose12(c3, cy), haze::ops::transpose12(d3, dy);
+    exact(dy, cy);
+  }
+  {
+    auto cy = Tensor<T, Cpu>({6, 2, 35});
+    auto dy = device_sentinel<T>({6, 2, 35});
+    haze::ops::swap_leading(cx, 2, 6, cy), haze::ops::swap_leading(dx, 2, 6, dy);
+    exact(dy, cy);
+  }
+  {
+    auto [cs, ds] = random_pair<T>({2, 3, 5, 7}, 22);
+    auto cj = Tensor<T, Cpu>({2, 9, 5, 7});
+    auto dj = device_sentinel<T>({2, 9, 5, 7});
+    haze::ops::concat_channels(cx, cs, cj), haze::ops::concat_channels(dx, ds, dj);
+    exact(dj, cj);
+    auto cp = Tensor<T, Cpu>({2, 4, 5, 7});
+    auto dp = device_sentinel<T>({2, 4, 5, 7});
+    haze::ops::split_channels(cj, 3, cp), haze::ops::split_channels(dj, 3, dp);
+    exact(dp, cp);
+  }
+  {
+    auto cu = Tensor<T, Cpu>({2, 6, 10, 14});
+    auto du = device_sentinel<T>({2, 6, 10, 14});
+    haze::ops::upsample_nearest2x(cx, cu), haze::ops::upsample_nearest2x(dx, du);
+    exact(du, cu);
+    auto cb = Tensor<T, Cpu>({2, 6, 5, 7});
+    auto db = device_sentinel<T>({2, 6, 5, 7});
+    haze::ops::upsample_nearest2x_backward(cu, cb), haze::ops::upsample_nearest2x_backward(du, db);
+    exact(db, cb);
+  }
+  for (const haze::ops::ConvGeometry g : {haze::ops::ConvGeometry{6, 5, 7, 3, 3, 1, 1},
+                                           haze::ops::ConvGeometry{6, 5, 7, 3, 3, 2, 1},
+                                           haze::ops::ConvGeometry{6, 5, 7, 5, 5, 1, 2}}) {
+    CAPTURE(g.kernel_h, g.stride, g.padding);
+    const Shape cols{g.patch(), 2 * g.out_height() * g.out_width()};
+    auto cc = Tensor<T, Cpu>(cols);
+    auto dc = device_sentinel<T>(cols);
+    haze::ops::im2col(cx, g, cc), haze::ops::im2col(dx, g, dc);
+    exact(dc, cc);
+    auto cback = Tensor<T, Cpu>({2, 6, 5, 7});
+    auto dback = device_sentinel<T>({2, 6, 5, 7});
+    haze::ops::col2im(cc, g, cback), haze::ops::col2im(dc, g, dback);
+    exact(dback, cback);
   }
 }
 

@@ -144,8 +144,57 @@ TEST_CASE("the tiny UNet on Device equals Cpu, forward and backward", "[device][
   const std::vector<double> t = {3, 777.25};
   const std::vector<int64_t> labels = {2, 4};
   const auto report = haze::verify::against_cpu(unet, x, t, labels, 1e-4);
-  CHECK(report.rows.size() == 2 + 145);
+  // Every block's output and input gradient has a row of its own, before
+  // the returned tensors and the 145 parameter gradients.
+  const auto row = [&](const std::string& name) {
+    for (const auto& r : report.rows)
+      if (r.name == name) return true;
+    return false;
+  };
+  CHECK(row("output time_embedding"));
+  CHECK(row("output class_embedding"));
+  CHECK(row("output down_blocks.1.attentions.0"));
+  CHECK(row("output mid_block.attentions.0"));
+  CHECK(row("output conv_out"));
+  CHECK(row("input grad up_blocks.0.resnets.1"));
+  CHECK(row("input grad conv_in"));
+  CHECK(row("grad input"));
   require_ok(report);
+}
+
+TEST_CASE("against_cpu pins a difference to the first block that has it", "[device][nn][unet]") {
+  nn::UNet<float, Device> unet(nn::UNetConfig::tiny());
+  haze::test::deterministic_init(unet);
+  const auto x = Tensor<Device>::from_host({2, 1, 16, 16}, haze::test::uniform<float>(512, 8));
+  const std::vector<double> t = {3, 777.25};
+  nn::UNet<float, Cpu> twin(unet.config());
+  // The Device model's mid-block attention gets a slightly different
+  // weight after the twin has copied the weights: a stand-in for a wrong kernel.
+  const auto run = [&](auto& m) {
+    using MB = typename std::remove_reference_t<decltype(m)>::backend_type;
+    if constexpr (std::is_same_v<MB, Device>) {
+      for (const auto& p : nn::parameters_of(m))
+        if (p.name.starts_with("mid_block.attentions.0") && p.name.ends_with("weight")) {
+          haze::ops::scale(*p.value, 1.01f);
+          break;
+        }
+    }
+    Tensor<MB> y = m.forward(x.template to<MB>(), t);
+    Tensor<MB> dx = m.backward(Tensor<MB>::full(y.shape(), 0.5f));
+    std::vector<std::pair<std::string, Tensor<MB>>> out;
+    out.emplace_back("output", std::move(y));
+    out.emplace_back("grad input", std::move(dx));
+    return out;
+  };
+  const auto report = haze::verify::against_cpu(unet, twin, run, 1e-4);
+  std::ostringstream text;
+  text << report;
+  INFO(text.str());
+  size_t first_bad = report.rows.size();
+  for (size_t i = 0; i < report.rows.size() && first_bad == report.rows.size(); ++i)
+    if (!report.rows[i].comparison.ok()) first_bad = i;
+  REQUIRE(first_bad < report.rows.size());
+  CHECK(report.rows[first_bad].name == "output mid_block.attentions.0");
 }
 
 #if defined(HAZE_CUDNN)

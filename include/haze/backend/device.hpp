@@ -48,6 +48,7 @@
 
 #include "haze/backend/cuda/caching_allocator.hpp"
 #include "haze/backend/cuda/cublas_gemm.hpp"
+#include "haze/backend/cuda/softmax_rows.hpp"
 #include "haze/backend/cuda/stream.hpp"
 #if defined(HAZE_CUDNN)
 #include "haze/backend/cuda/cudnn_convolution.hpp"
@@ -171,6 +172,11 @@ struct GemmEntry {
 struct Device {
   static constexpr std::string_view name = HAZE_DEVICE_IS_CUDA ? "device(cuda)" : "device(omp)";
   static constexpr bool is_cuda = HAZE_DEVICE_IS_CUDA;
+#if HAZE_DEVICE_IS_CUDA
+  // Softmax rows a warp each (see owns_softmax); the OpenMP build runs
+  // ops/softmax.hpp's row functors, their twin.
+  using softmax = cuda::WarpSoftmax;
+#endif
 #if HAZE_DEVICE_IS_CUDA && defined(HAZE_CUDNN)
   // Convolutions on cuDNN (see owns_convolution); without it, and in the
   // OpenMP build that tests it on the host, ops/conv.hpp's im2col + GEMM.

@@ -47,6 +47,12 @@ inline constexpr bool prefers_row_calls = requires { requires B::row_calls; };
 template <class B>
 inline constexpr bool owns_convolution = requires { typename B::convolution; };
 
+// Whether a backend runs softmax over rows its own way: B::softmax::forward
+// (x, rows, cols) and backward(p, d, rows, cols), with the contract of
+// ops::softmax_rows and softmax_rows_backward (CUDA's: a row per warp).
+template <class B>
+inline constexpr bool owns_softmax = requires { typename B::softmax; };
+
 // Whether a backend can run a batch as one share per thread
 // (`B::in_batch_shares(n, body)`, see backend::Cpu): on a few CPU threads a
 // network's many short ops otherwise fork and join once each.

@@ -34,6 +34,7 @@
 #include "haze/nn/res_block.hpp"
 #include "haze/nn/resample.hpp"
 #include "haze/nn/timestep_embedding.hpp"
+#include "haze/nn/trace.hpp"
 #include "haze/nn/unet_config.hpp"
 #include "haze/ops/layout.hpp"
 
@@ -102,7 +103,9 @@ class UNet {
                        Generator* gen = nullptr) {
     cached_shares_ = 0;
     if constexpr (splits_batches<B>) {
-      if (x.rank() == 4 && training_shares(x.dim(0)) > 1) return forward_in_shares(x, timesteps, labels, gen);
+      // (A trace records one pass, in module order: no shares.)
+      if (x.rank() == 4 && training_shares(x.dim(0)) > 1 && !active_trace())
+        return forward_in_shares(x, timesteps, labels, gen);
     }
     return run(x, timesteps, labels, gen, true, {});
   }
@@ -149,17 +152,28 @@ class UNet {
     if constexpr (splits_batches<B>) {
       if (cached_shares_ > 1) return backward_in_shares(dy);
     }
-    Tensor<T, B> dh = conv_norm_out_.backward(conv_out_.backward(dy));
+    Tensor<T, B> dh = conv_out_.backward(dy);
+    trace_input_grad("conv_out", dh);
+    dh = conv_norm_out_.backward(dh);
+    trace_input_grad("conv_norm_out", dh);
     Tensor<T, B> dtemb = Tensor<T, B>::zeros({dh.dim(0), config_.time_embed_dim()});
     std::vector<Tensor<T, B>> dskips(skip_channels_.size());
 
     // Up path, last level first; every ResBlock input is concat(h, skip).
     for (int i = config_.levels() - 1; i >= 0; --i) {
       Level& level = up_[i];
-      if (level.upsample) dh = level.upsample->backward(dh);
+      const auto name = [i](const char* module, int j) { return [=] { return block_name("up_blocks", i, module, j); }; };
+      if (level.upsample) {
+        dh = level.upsample->backward(dh);
+        trace_input_grad(name("upsamplers", 0), dh);
+      }
       for (int j = config_.layers_per_block; j >= 0; --j) {
-        if (!level.attentions.empty()) dh = level.attentions[j].backward(dh);
+        if (!level.attentions.empty()) {
+          dh = level.attentions[j].backward(dh);
+          trace_input_grad(name("attentions", j), dh);
+        }
         const Tensor<T, B> dcat = level.resnets[j].backward(dh);
+        trace_input_grad(name("resnets", j), dcat);
         ops::axpy(T(1), level.resnets[j].backward_temb(), dtemb);
         const int64_t skip_c = skip_channels_[up_skip_index(i, j)], h_c = dcat.dim(1) - skip_c;
         dh = Tensor<T, B>({dcat.dim(0), h_c, dcat.dim(2), dcat.dim(3)});
@@ -172,9 +186,12 @@ class UNet {
 
     // Middle.
     dh = mid_resnets_[1].backward(dh);
+    trace_input_grad("mid_block.resnets.1", dh);
     ops::axpy(T(1), mid_resnets_[1].backward_temb(), dtemb);
     dh = mid_attention_[0].backward(dh);
+    trace_input_grad("mid_block.attentions.0", dh);
     dh = mid_resnets_[0].backward(dh);
+    trace_input_grad("mid_block.resnets.0", dh);
     ops::axpy(T(1), mid_resnets_[0].backward_temb(), dtemb);
 
     // Down path, last level first: where a tensor was pushed as a skip, its
@@ -182,19 +199,29 @@ class UNet {
     size_t index = skip_channels_.size();
     for (int i = config_.levels() - 1; i >= 0; --i) {
       Level& level = down_[i];
+      const auto name = [i](const char* module, int j) { return [=] { return block_name("down_blocks", i, module, j); }; };
       if (level.downsample) {
         ops::axpy(T(1), dskips[--index], dh);
         dh = level.downsample->backward(dh);
+        trace_input_grad(name("downsamplers", 0), dh);
       }
       for (int j = config_.layers_per_block - 1; j >= 0; --j) {
         ops::axpy(T(1), dskips[--index], dh);
-        if (!level.attentions.empty()) dh = level.attentions[j].backward(dh);
+        if (!level.attentions.empty()) {
+          dh = level.attentions[j].backward(dh);
+          trace_input_grad(name("attentions", j), dh);
+        }
         dh = level.resnets[j].backward(dh);
+        trace_input_grad(name("resnets", j), dh);
         ops::axpy(T(1), level.resnets[j].backward_temb(), dtemb);
       }
     }
     ops::axpy(T(1), dskips[--index], dh);  // conv_in's output was the first skip
     Tensor<T, B> dx = conv_in_.backward(dh);
+    trace_input_grad("conv_in", dx);
+    // The embedding's input (the sinusoid) needs no gradient: what reaches
+    // its output, summed over every ResBlock, is recorded instead.
+    trace_input_grad("time_embedding (gradient of its output)", dtemb);
 
     if (class_embedding_) class_embedding_->backward(dtemb);
     time_embedding_.backward(dtemb);  // the sinusoid needs no gradient
@@ -348,6 +375,11 @@ class UNet {
     });
   }
 
+  // diffusers' name of a block's module: "down_blocks.1.attentions.0".
+  static std::string block_name(const char* blocks, int i, const char* module, int j) {
+    return std::string(blocks) + "." + std::to_string(i) + "." + module + "." + std::to_string(j);
+  }
+
   template <class Layer>
   static Tensor<T, B> step(Layer& layer, const Tensor<T, B>& x, bool training) {
     return training ? layer.forward(x) : layer.infer(x);
@@ -358,9 +390,16 @@ class UNet {
     check_inputs(x, timesteps, labels);
     // Time (and class) embedding.
     const Tensor<T, B> sinusoid = sinusoidal_embedding<T, B>(timesteps, config_.block_out_channels[0]);
+    // What a trace records (forward only: infer may run on many threads).
+    const auto traced = [training](const auto& name, const Tensor<T, B>& t) {
+      if (training) trace_output(name, t);
+    };
     Tensor<T, B> temb = step(time_embedding_, sinusoid, training);
+    traced("time_embedding", temb);
     if (class_embedding_) {
-      ops::axpy(T(1), training ? class_embedding_->forward(labels) : class_embedding_->infer(labels), temb);
+      const Tensor<T, B> cemb = training ? class_embedding_->forward(labels) : class_embedding_->infer(labels);
+      traced("class_embedding", cemb);
+      ops::axpy(T(1), cemb, temb);
     }
     const auto resnet = [&](ResBlock<T, B>& block, const Tensor<T, B>& in) {
       return training ? block.forward(in, temb, gen, share) : block.infer(in, temb);
@@ -368,15 +407,23 @@ class UNet {
 
     std::vector<Tensor<T, B>> skips;
     Tensor<T, B> h = step(conv_in_, x, training);
+    traced("conv_in", h);
     skips.push_back(keep(h));
-    for (Level& level : down_) {
-      for (size_t j = 0; j < level.resnets.size(); ++j) {
+    for (int i = 0; i < int(down_.size()); ++i) {
+      Level& level = down_[i];
+      const auto name = [i](const char* module, int j) { return [=] { return block_name("down_blocks", i, module, j); }; };
+      for (int j = 0; j < int(level.resnets.size()); ++j) {
         h = resnet(level.resnets[j], h);
-        if (!level.attentions.empty()) h = step(level.attentions[j], h, training);
+        traced(name("resnets", j), h);
+        if (!level.attentions.empty()) {
+          h = step(level.attentions[j], h, training);
+          traced(name("attentions", j), h);
+        }
         skips.push_back(keep(h));
       }
       if (level.downsample) {
         h = step(*level.downsample, h, training);
+        traced(name("downsamplers", 0), h);
         skips.push_back(keep(h));
       }
     }
@@ -386,21 +433,36 @@ class UNet {
     }
 
     h = resnet(mid_resnets_[0], h);
+    traced("mid_block.resnets.0", h);
     h = step(mid_attention_[0], h, training);
+    traced("mid_block.attentions.0", h);
     h = resnet(mid_resnets_[1], h);
+    traced("mid_block.resnets.1", h);
 
-    for (Level& level : up_) {
-      for (size_t j = 0; j < level.resnets.size(); ++j) {
+    for (int i = 0; i < int(up_.size()); ++i) {
+      Level& level = up_[i];
+      const auto name = [i](const char* module, int j) { return [=] { return block_name("up_blocks", i, module, j); }; };
+      for (int j = 0; j < int(level.resnets.size()); ++j) {
         const Tensor<T, B> skip = std::move(skips.back());
         skips.pop_back();
         Tensor<T, B> joined({h.dim(0), h.dim(1) + skip.dim(1), h.dim(2), h.dim(3)});
         ops::concat_channels(h, skip, joined);
         h = resnet(level.resnets[j], joined);
-        if (!level.attentions.empty()) h = step(level.attentions[j], h, training);
+        traced(name("resnets", j), h);
+        if (!level.attentions.empty()) {
+          h = step(level.attentions[j], h, training);
+          traced(name("attentions", j), h);
+        }
       }
-      if (level.upsample) h = step(*level.upsample, h, training);
+      if (level.upsample) {
+        h = step(*level.upsample, h, training);
+        traced(name("upsamplers", 0), h);
+      }
     }
-    Tensor<T, B> y = step(conv_out_, step(conv_norm_out_, h, training), training);  // the norm ends in SiLU
+    h = step(conv_norm_out_, h, training);  // the norm ends in SiLU
+    traced("conv_norm_out", h);
+    Tensor<T, B> y = step(conv_out_, h, training);
+    traced("conv_out", y);
     if (training) cached_ = true;
     return y;
   }

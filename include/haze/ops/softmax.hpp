@@ -3,7 +3,9 @@
 //   p = exp(s - max s) / sum exp(s - max s)
 //   ds = p * (dp - sum(dp * p))      (per row)
 // One functor call per row: rows are short (attention: tokens of one image).
-// The max and the sums (lane_sum) run in reduction_lanes partials.
+// The max and the sums (lane_sum) run in reduction_lanes partials. A
+// backend with its own (owns_softmax: CUDA's, a row per warp) runs that
+// instead; these functors are its twin.
 
 #include <cstdint>
 
@@ -63,7 +65,10 @@ template <Real T, Backend B>
 void softmax_rows(Tensor<T, B>& x) {
   x.require_nonempty("ops::softmax_rows");
   const int64_t cols = x.dim(x.rank() - 1);
-  B::for_each_index(x.numel() / cols, detail::SoftmaxRow<T>{x.data(), cols}, cols);
+  if constexpr (owns_softmax<B>)
+    B::softmax::forward(x.data(), x.numel() / cols, cols);
+  else
+    B::for_each_index(x.numel() / cols, detail::SoftmaxRow<T>{x.data(), cols}, cols);
 }
 
 // d holds dL/dp on entry and dL/ds on return; p is the softmax output.
@@ -71,7 +76,10 @@ template <Real T, Backend B>
 void softmax_rows_backward(const Tensor<T, B>& p, Tensor<T, B>& d) {
   detail::require_same_shape("ops::softmax_rows_backward", "p", p, "d", d);
   const int64_t cols = p.dim(p.rank() - 1);
-  B::for_each_index(p.numel() / cols, detail::SoftmaxBackwardRow<T>{p.data(), d.data(), cols}, cols);
+  if constexpr (owns_softmax<B>)
+    B::softmax::backward(p.data(), d.data(), p.numel() / cols, cols);
+  else
+    B::for_each_index(p.numel() / cols, detail::SoftmaxBackwardRow<T>{p.data(), d.data(), cols}, cols);
 }
 
 }  // namespace haze::ops

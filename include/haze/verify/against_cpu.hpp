@@ -9,9 +9,16 @@
 //
 // The general form takes both models and a `run(model)` that performs
 // forward + backward and returns the tensors to compare (output, input
-// gradients); parameter gradients are compared by name.
+// gradients). What the models record in an nn::Trace while `run` runs
+// (the UNet: every block's output in forward order, every block's input
+// gradient in backward order) is compared entry by entry, so a wrong
+// kernel shows first at the block that has it; parameter gradients are
+// compared by name.
 
+#include <algorithm>
+#include <cmath>
 #include <iomanip>
+#include <map>
 #include <ostream>
 #include <span>
 #include <string>
@@ -19,6 +26,7 @@
 
 #include "haze/backend/cpu.hpp"
 #include "haze/nn/module.hpp"
+#include "haze/nn/trace.hpp"
 #include "haze/nn/unet.hpp"
 #include "haze/ops/random.hpp"
 #include "haze/verify/compare.hpp"
@@ -61,6 +69,29 @@ double max_abs(const Tensor<T, B>& t) {
   return m;
 }
 
+namespace detail {
+// The module a parameter belongs to: its name up to the last dot.
+inline std::string module_of(const std::string& parameter) {
+  const size_t dot = parameter.rfind('.');
+  return dot == std::string::npos ? std::string() : parameter.substr(0, dot);
+}
+
+inline double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+}  // namespace detail
+
+// Tolerances. A trace entry (a module's output or input gradient) or a
+// returned tensor passes with atol = tolerance * s, rtol = tolerance, s its
+// own largest |reference| value: two correct backends differ by roundings
+// that scale with the tensor itself, and the GroupNorms in every block keep
+// an upstream difference relative as it travels, so no entry borrows a
+// larger tensor's scale. A parameter gradient's s is also at least a tenth
+// of the largest gradient in its own module: some gradients are 0 in exact
+// arithmetic (attention's key bias, which softmax ignores) and come back
+// as rounding noise of the module's scale on both sides.
 template <class DeviceModel, class CpuModel, class Run>
 AgainstCpuReport against_cpu(DeviceModel& model, CpuModel& twin, Run run, double tolerance) {
   auto params = nn::parameters_of(model);
@@ -74,24 +105,54 @@ AgainstCpuReport against_cpu(DeviceModel& model, CpuModel& twin, Run run, double
     ops::fill(*params[i].grad, typename DeviceModel::value_type(0));
     ops::fill(*twin_params[i].grad, typename DeviceModel::value_type(0));
   }
-  const auto got = run(model);
-  const auto expected = run(twin);
-  // Each tensor is compared with atol = tolerance * scale, rtol = tolerance,
-  // scale = its largest |reference| value but at least a tenth of the
-  // largest over the whole report: gradients that are 0 in exact arithmetic
-  // (attention's key bias, which softmax ignores) come back as rounding
-  // noise on both sides and must be judged against the model's scale.
-  double global = 0;
-  for (const auto& e : expected) global = std::max(global, max_abs(e.second));
-  for (const auto& p : twin_params) global = std::max(global, max_abs(*p.grad));
-  const auto judge = [&](const auto& g, const auto& e) {
-    const double scale = std::max(max_abs(e), 0.1 * global);
-    return compare(g, e, tolerance * scale, tolerance);
-  };
+  nn::Trace trace, twin_trace;
+  const auto got = [&] {
+    const nn::TraceScope scope(trace);
+    return run(model);
+  }();
+  const auto expected = [&] {
+    const nn::TraceScope scope(twin_trace);
+    return run(twin);
+  }();
+  HAZE_REQUIRE(trace.outputs.size() == twin_trace.outputs.size() &&
+                   trace.input_grads.size() == twin_trace.input_grads.size(),
+               "verify::against_cpu: the models recorded ", trace.outputs.size(), " and ", twin_trace.outputs.size(),
+               " module outputs, ", trace.input_grads.size(), " and ", twin_trace.input_grads.size(),
+               " input gradients");
+
   AgainstCpuReport report;
-  for (size_t i = 0; i < got.size(); ++i) report.rows.push_back({got[i].first, judge(got[i].second, expected[i].second)});
-  for (size_t i = 0; i < params.size(); ++i)
-    report.rows.push_back({"grad " + params[i].name, judge(*params[i].grad, *twin_params[i].grad)});
+  const auto add = [&](const std::string& name, const std::vector<double>& g, const std::vector<double>& e,
+                       double scale) {
+    report.rows.push_back({name, compare<double>(g, e, tolerance * scale, tolerance)});
+  };
+  const auto add_entries = [&](const char* what, const std::vector<nn::TraceEntry>& g,
+                               const std::vector<nn::TraceEntry>& e) {
+    for (size_t i = 0; i < g.size(); ++i) {
+      HAZE_REQUIRE(g[i].name == e[i].name, "verify::against_cpu: entry ", i, " is ", g[i].name,
+                   " on one side and ", e[i].name, " on the other");
+      add(std::string(what) + g[i].name, g[i].values, e[i].values, detail::max_abs(e[i].values));
+    }
+  };
+  add_entries("output ", trace.outputs, twin_trace.outputs);
+  add_entries("input grad ", trace.input_grads, twin_trace.input_grads);
+  const auto host = [](const auto& t) {
+    const auto v = t.to_host();
+    return std::vector<double>(v.begin(), v.end());
+  };
+  for (size_t i = 0; i < got.size(); ++i) {
+    const auto e = host(expected[i].second);
+    add(got[i].first, host(got[i].second), e, detail::max_abs(e));
+  }
+  std::map<std::string, double> module_scale;
+  for (const auto& p : twin_params) {
+    double& m = module_scale[detail::module_of(p.name)];
+    m = std::max(m, max_abs(*p.grad));
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto e = host(*twin_params[i].grad);
+    add("grad " + params[i].name, host(*params[i].grad), e,
+        std::max(detail::max_abs(e), 0.1 * module_scale[detail::module_of(params[i].name)]));
+  }
   return report;
 }
 
