@@ -386,3 +386,52 @@ TEST_CASE("x0 clipping clamps the estimate to [-1, 1]", "[sampler]") {
   all_equal(sample::DpmSolverPP2M<predict::Sample>(s, clip).run(too_big, Tensor::zeros({2, 2}), gen), 1.0);
   all_equal(sample::DpmSolverPP2M<predict::Sample>(s, no_clip).run(too_big, Tensor::zeros({2, 2}), gen), 5.0);
 }
+
+TEMPLATE_TEST_CASE("Ddim's one-pass step equals the ops it stands for, bit for bit", "[sample][ddim]", float, double) {
+  // The reference: the step as separate ops (ops::lincomb, a clamp), in
+  // the order of the formulas in sample/ddim.hpp. Same expressions in
+  // T, so the same bits (this build does not contract a x + b y).
+  using T = TestType;
+  using Tn = haze::Tensor<T, Cpu>;
+  const Schedule& s = linear_schedule();
+  const auto denoiser = [](const Tn& x, double t) {  // any smooth function of (x, t)
+    Tn out(x.shape());
+    haze::ops::lincomb(out, 0.9 - t / 2000, x, 0.0, x);
+    return out;
+  };
+  for (const bool clip : {false, true})
+    for (const double eta : {0.0, 1.0}) {
+      CAPTURE(clip, eta);
+      const haze::sample::Ddim<haze::predict::Velocity> ddim(s, {.steps = 7, .eta = eta, .clip_x0 = clip});
+      Generator start{3};
+      Tn x({2, 3, 5});
+      haze::randn(x, start);
+      Tn ref = x.clone();
+      Generator gen = start, gen_ref = start;
+      const Tn got = ddim.run(denoiser, std::move(x), gen);
+
+      const std::vector<int> ts = haze::sample::timesteps(s.steps(), 7, haze::sample::Spacing::Leading);
+      Tn x0(ref.shape()), eps(ref.shape()), z(ref.shape());
+      for (size_t i = 0; i < ts.size(); ++i) {
+        const double ab = s.alpha_bar(ts[i]), ab_prev = i + 1 < ts.size() ? s.alpha_bar(ts[i + 1]) : 1.0;
+        const Tn out = denoiser(ref, ts[i]);
+        const auto c = haze::predict::Velocity::x0_from(ab), e = haze::predict::Velocity::eps_from(ab);
+        haze::ops::lincomb(x0, c.first, ref, c.second, out);
+        haze::ops::lincomb(eps, e.first, ref, e.second, out);
+        if (clip) {
+          haze::ops::map(x0, [](T v) { return v < T(-1) ? T(-1) : (v > T(1) ? T(1) : v); }, x0);
+          haze::ops::lincomb(eps, 1 / std::sqrt(1 - ab), ref, -std::sqrt(ab / (1 - ab)), x0);
+        }
+        const double sigma = eta * std::sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev));
+        const double direction = std::sqrt(std::max(0.0, 1 - ab_prev - sigma * sigma));
+        if (sigma > 0) {
+          haze::randn(z, gen_ref);
+          haze::ops::lincomb(ref, std::sqrt(ab_prev), x0, direction, eps, sigma, z);
+        } else {
+          haze::ops::lincomb(ref, std::sqrt(ab_prev), x0, direction, eps);
+        }
+      }
+      CHECK(got.to_host() == ref.to_host());
+      CHECK(gen.offset == gen_ref.offset);
+    }
+}

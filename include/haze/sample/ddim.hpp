@@ -15,6 +15,34 @@
 
 namespace haze::sample {
 
+namespace detail {
+// One DDIM step at element i, in one pass: the expressions of the ops it
+// stands for (ops::lincomb's a x + b y, ClampUnit), in their order, so the
+// same bits as those ops run one after another.
+template <class T>
+struct DdimStep {
+  T* x;
+  const T* out;
+  const T* noise;  // null: sigma = 0
+  T x0_a, x0_b;    // x0 = x0_a x + x0_b out
+  T eps_a, eps_b;  // eps = eps_a x + eps_b out, or with clipping eps = eps_a x + eps_b x0
+  bool clip;       // x0 clamped to [-1, 1] first
+  T a, b, c;       // x <- a x0 + b eps (+ c noise)
+  HAZE_HD void operator()(int64_t i) const {
+    const T xi = x[i];
+    T x0 = x0_a * xi + x0_b * out[i];
+    T eps;
+    if (clip) {
+      x0 = ClampUnit{}(x0);
+      eps = eps_a * xi + eps_b * x0;
+    } else {
+      eps = eps_a * xi + eps_b * out[i];
+    }
+    x[i] = noise ? a * x0 + b * eps + c * noise[i] : a * x0 + b * eps;
+  }
+};
+}  // namespace detail
+
 struct DdimOptions {
   int steps = 50;  // 0: every training timestep
   double eta = 0.0;
@@ -41,25 +69,27 @@ class Ddim : public TimestepSampler<DdimOptions> {
     detail::require_x0_defined<P>(schedule_, ts_.front(), "Ddim");
     const int total = this->total();
     detail::OutputChecks<T, B> checks("Ddim", total);
-    Tensor<T, B> x0(x.shape()), eps(x.shape()), noise(x.shape());
+    Tensor<T, B> noise;
     for (int i = 0; i < total; ++i) {
       const int t = ts_[i];
       const double ab = schedule_.alpha_bar(t);
       const double ab_prev = this->alpha_bar_next(i);
       const Tensor<T, B> out = checks.evaluate(denoiser, x, t, i, total);
-      detail::split_prediction<P>(x, out, ab, x0, &eps);
-      if (options_.clip_x0) {
-        ops::map(x0, detail::ClampUnit{}, x0);
-        ops::lincomb(eps, 1 / std::sqrt(1 - ab), x, -std::sqrt(ab / (1 - ab)), x0);
-      }
       const double sigma = options_.eta * std::sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev));
       const double direction = std::sqrt(std::max(0.0, 1 - ab_prev - sigma * sigma));
       if (sigma > 0) {
+        if (noise.empty()) noise = Tensor<T, B>(x.shape());
         randn(noise, gen);
-        ops::lincomb(x, std::sqrt(ab_prev), x0, direction, eps, sigma, noise);
-      } else {
-        ops::lincomb(x, std::sqrt(ab_prev), x0, direction, eps);
       }
+      // x0 from the output, clamped if asked (and eps then recomputed from
+      // it), then x_s = sqrt(ab_s) x0 + direction eps + sigma z.
+      const Coefficients to_x0 = P::x0_from(ab);
+      const Coefficients to_eps =
+          options_.clip_x0 ? Coefficients{1 / std::sqrt(1 - ab), -std::sqrt(ab / (1 - ab))} : P::eps_from(ab);
+      B::for_each_index(x.numel(), detail::DdimStep<T>{x.data(), out.data(), sigma > 0 ? noise.data() : nullptr,
+                                                       T(to_x0.first), T(to_x0.second), T(to_eps.first),
+                                                       T(to_eps.second), options_.clip_x0, T(std::sqrt(ab_prev)),
+                                                       T(direction), T(sigma)});
       detail::report(options_.progress, i + 1, total);
     }
     checks.finish();
