@@ -7,7 +7,8 @@
 // host. Algorithms are cuDNN's heuristic choice among the deterministic
 // ones (the same bits on every run), FMA math unless TF32 is allowed
 // (backend::allow_tf32), and workspaces come from the caching
-// allocator, so a call allocates nothing after the first of its shape.
+// allocator, so a call allocates nothing after the first of its shape;
+// descriptors and algorithms are made once per shape (Plan).
 
 #include <cudnn.h>
 
@@ -15,6 +16,7 @@
 #include <climits>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 #include <type_traits>
@@ -94,7 +96,7 @@ struct Descriptors {
   Descriptors& operator=(const Descriptors&) = delete;
 };
 
-// The three algorithms of one shape and math mode, chosen once.
+// The three algorithms of one shape and math mode.
 struct Algorithms {
   cudnnConvolutionFwdAlgo_t forward;
   cudnnConvolutionBwdDataAlgo_t data;
@@ -112,14 +114,7 @@ auto first_deterministic(const Perf* perf, int count, const char* which) {
 }
 
 template <class T>
-Algorithms algorithms_for(const Descriptors<T>& d, int64_t n, int64_t cout, const ops::ConvGeometry& g) {
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
-  static std::mutex mutex;
-  static std::map<Key, Algorithms> chosen;
-  const Key key{n,        cout,     g.channels, g.height,      g.width, g.kernel_h,
-                g.kernel_w, g.stride, g.padding, std::is_same_v<T, float>, tf32_allowed()};
-  const std::lock_guard<std::mutex> lock(mutex);
-  if (const auto it = chosen.find(key); it != chosen.end()) return it->second;
+Algorithms algorithms_for(const Descriptors<T>& d) {
   constexpr int kMax = 16;
   int count = 0;
   cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
@@ -139,9 +134,32 @@ Algorithms algorithms_for(const Descriptors<T>& d, int64_t n, int64_t cout, cons
       cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn_handle(), d.w, d.y, d.conv, d.x, b.algo, &data_bytes));
   HAZE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn_handle(), d.x, d.y, d.conv, d.w, w.algo,
                                                                   &filter_bytes));
-  const Algorithms a{f.algo, b.algo, w.algo, std::max(fwd_bytes, std::max(data_bytes, filter_bytes))};
-  chosen.emplace(key, a);
-  return a;
+  return {f.algo, b.algo, w.algo, std::max(fwd_bytes, std::max(data_bytes, filter_bytes))};
+}
+
+// The descriptors and algorithms of one shape and math mode, made at its
+// first call and kept: a UNet has a few dozen shapes, and making and
+// destroying five descriptors at every call costs host time a small batch
+// cannot hide.
+template <class T>
+struct Plan {
+  Descriptors<T> d;
+  Algorithms a;
+  Plan(int64_t n, int64_t cout, const ops::ConvGeometry& g) : d(n, cout, g), a(algorithms_for(d)) {}
+};
+
+template <class T>
+const Plan<T>& plan_for(int64_t n, int64_t cout, const ops::ConvGeometry& g) {
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  static std::mutex mutex;
+  // Never destroyed: at exit cuDNN may already be gone. (Map nodes stay
+  // put, so a returned plan stays valid while others are added.)
+  static auto* plans = new std::map<Key, std::unique_ptr<Plan<T>>>();
+  const Key key{n, cout, g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.stride, g.padding, tf32_allowed()};
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto it = plans->find(key);
+  if (it == plans->end()) it = plans->emplace(key, std::make_unique<Plan<T>>(n, cout, g)).first;
+  return *it->second;
 }
 
 // A workspace from the caching allocator for the length of one call.
@@ -156,15 +174,16 @@ struct Workspace {
   Workspace& operator=(const Workspace&) = delete;
 };
 
-// Everything one call needs: descriptors, algorithms, workspace.
+// Everything one call needs: the shape's plan and a workspace.
 template <class T>
 struct Call {
-  Descriptors<T> d;
-  Algorithms a;
+  const Plan<T>& plan;
+  const Descriptors<T>& d;
+  const Algorithms& a;
   Workspace workspace;
   const T one = 1, zero = 0;
   Call(int64_t n, int64_t cout, const ops::ConvGeometry& g)
-      : d(n, cout, g), a(algorithms_for(d, n, cout, g)), workspace(a.workspace) {}
+      : plan(plan_for<T>(n, cout, g)), d(plan.d), a(plan.a), workspace(a.workspace) {}
 };
 
 }  // namespace cudnn_detail
