@@ -300,7 +300,7 @@ struct Device {
                    thrust::make_transform_output_iterator(out, device_detail::FromAccumulator<U>{}));
       return;
     }
-    Accumulator* partial = reduction_scratch(segments);
+    auto* partial = static_cast<Accumulator*>(scratch<0>(segments * int64_t(sizeof(Accumulator))));
     segment_sums(terms, segments, inner, partial);
     for_each_index(mid, device_detail::SumOverOuter<U>{partial, outer, mid, beta, out});
   }
@@ -324,24 +324,24 @@ struct Device {
                                                 device_detail::AddAccumulators{}, Accumulator(0), cuda::stream());
     };
     HAZE_CUDA_CHECK(reduce(nullptr));
-    void* temp = cuda::device_allocate(std::max<size_t>(bytes, 1));
-    HAZE_CUDA_CHECK(reduce(temp));
-    cuda::device_release(temp);
+    HAZE_CUDA_CHECK(reduce(scratch<1>(int64_t(bytes))));
 #else
     for_each_index(segments, device_detail::SegmentSum<Terms, Out>{terms, inner, out});
 #endif
   }
 
-  // At least n accumulators for partial sums, reused from call to call
-  // (one host thread queues a model's work and the device runs it in
-  // order); grows, never shrinks.
-  static Accumulator* reduction_scratch(int64_t n) {
-    static Accumulator* buffer = nullptr;
+  // At least `bytes` of device memory, reused from call to call (one host
+  // thread queues a model's work and the device runs it in order); grows,
+  // never shrinks. Slot 0: sum_axes' partial sums; slot 1: CUB's temporary
+  // storage, so a reduction allocates nothing after warm-up.
+  template <int Slot>
+  static void* scratch(int64_t bytes) {
+    static char* buffer = nullptr;
     static int64_t capacity = 0;
-    if (n > capacity) {
+    if (bytes > capacity) {
       if (buffer) deallocate(buffer, capacity);
-      capacity = std::max(n, 2 * capacity);
-      buffer = allocate<Accumulator>(capacity);
+      capacity = std::max<int64_t>({bytes, 2 * capacity, 256});
+      buffer = allocate<char>(capacity);
     }
     return buffer;
   }

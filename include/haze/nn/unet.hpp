@@ -162,7 +162,7 @@ class UNet {
     // Up path, last level first; every ResBlock input is concat(h, skip).
     for (int i = config_.levels() - 1; i >= 0; --i) {
       Level& level = up_[i];
-      const auto name = [i](const char* module, int j) { return [=] { return block_name("up_blocks", i, module, j); }; };
+      const auto name = block_names("up_blocks", i);
       if (level.upsample) {
         dh = level.upsample->backward(dh);
         trace_input_grad(name("upsamplers", 0), dh);
@@ -199,7 +199,7 @@ class UNet {
     size_t index = skip_channels_.size();
     for (int i = config_.levels() - 1; i >= 0; --i) {
       Level& level = down_[i];
-      const auto name = [i](const char* module, int j) { return [=] { return block_name("down_blocks", i, module, j); }; };
+      const auto name = block_names("down_blocks", i);
       if (level.downsample) {
         ops::axpy(T(1), dskips[--index], dh);
         dh = level.downsample->backward(dh);
@@ -375,9 +375,13 @@ class UNet {
     });
   }
 
-  // diffusers' name of a block's module: "down_blocks.1.attentions.0".
-  static std::string block_name(const char* blocks, int i, const char* module, int j) {
-    return std::string(blocks) + "." + std::to_string(i) + "." + module + "." + std::to_string(j);
+  // For level i of `blocks` ("down_blocks"), name(module, j) gives what a
+  // trace calls module j: a callable making "down_blocks.1.attentions.0",
+  // so that the string is built only while tracing.
+  static auto block_names(const char* blocks, int i) {
+    return [=](const char* module, int j) {
+      return [=] { return std::string(blocks) + "." + std::to_string(i) + "." + module + "." + std::to_string(j); };
+    };
   }
 
   template <class Layer>
@@ -411,7 +415,7 @@ class UNet {
     skips.push_back(keep(h));
     for (int i = 0; i < int(down_.size()); ++i) {
       Level& level = down_[i];
-      const auto name = [i](const char* module, int j) { return [=] { return block_name("down_blocks", i, module, j); }; };
+      const auto name = block_names("down_blocks", i);
       for (int j = 0; j < int(level.resnets.size()); ++j) {
         h = resnet(level.resnets[j], h);
         traced(name("resnets", j), h);
@@ -441,7 +445,7 @@ class UNet {
 
     for (int i = 0; i < int(up_.size()); ++i) {
       Level& level = up_[i];
-      const auto name = [i](const char* module, int j) { return [=] { return block_name("up_blocks", i, module, j); }; };
+      const auto name = block_names("up_blocks", i);
       for (int j = 0; j < int(level.resnets.size()); ++j) {
         const Tensor<T, B> skip = std::move(skips.back());
         skips.pop_back();

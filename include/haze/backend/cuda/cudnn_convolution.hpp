@@ -177,13 +177,12 @@ struct Workspace {
 // Everything one call needs: the shape's plan and a workspace.
 template <class T>
 struct Call {
-  const Plan<T>& plan;
   const Descriptors<T>& d;
   const Algorithms& a;
   Workspace workspace;
   const T one = 1, zero = 0;
-  Call(int64_t n, int64_t cout, const ops::ConvGeometry& g)
-      : plan(plan_for<T>(n, cout, g)), d(plan.d), a(plan.a), workspace(a.workspace) {}
+  Call(int64_t n, int64_t cout, const ops::ConvGeometry& g) : Call(plan_for<T>(n, cout, g)) {}
+  explicit Call(const Plan<T>& plan) : d(plan.d), a(plan.a), workspace(plan.a.workspace) {}
 };
 
 }  // namespace cudnn_detail
