@@ -30,6 +30,7 @@ inline Preset preset(const std::string& name) {
   c.attention_head_dim = 16;
   c.norm_groups = 8;
   c.num_classes = classes;
+  c.sample_size = image_size;  // for a diffusers export (DDPMPipeline reads it)
   if (name == "demo") {
     c.block_out_channels = {16, 32, 64};
     c.layers_per_block = 1;

@@ -8,6 +8,7 @@
 #include <haze/sample/euler.hpp>
 #include <haze/sample/guidance.hpp>
 #include <haze/sample/heun.hpp>
+#include <haze/sample/by_name.hpp>
 #include <haze/sample/sde.hpp>
 
 #include <algorithm>
@@ -434,4 +435,80 @@ TEMPLATE_TEST_CASE("Ddim's one-pass step equals the ops it stands for, bit for b
       CHECK(got.to_host() == ref.to_host());
       CHECK(gen.offset == gen_ref.offset);
     }
+}
+
+TEST_CASE("run_sampler passes each of its settings to the sampler it picks", "[sampler][by-name]") {
+  // Each setting away from its default, run by name and by the sampler's own
+  // type on the same noise: the same bits, so none was dropped on the way.
+  const GaussianMixture data = GaussianMixture::gaussian(0.3, 0.5);
+  const Schedule& s = linear_schedule();
+  using P = predict::Epsilon;
+  const auto by_name = [&](const char* name, const sample::SamplerSettings& settings) {
+    Generator gen{7, 1 << 20};
+    auto denoiser = haze::test::exact_denoiser<P, double, Cpu>(data, s);
+    return sample::run_sampler<P>(name, s, settings, denoiser, noise({64, data.dim}, 7), gen).to_host();
+  };
+  const auto direct = [&](const auto& sampler) {
+    Generator gen{7, 1 << 20};
+    auto denoiser = haze::test::exact_denoiser<P, double, Cpu>(data, s);
+    return sampler.run(denoiser, noise({64, data.dim}, 7), gen).to_host();
+  };
+  const sample::SamplerSettings settings{.steps = 20,
+                                         .clip_x0 = true,
+                                         .spacing = sample::Spacing::Trailing,
+                                         .karras = false,
+                                         .variance = sample::Variance::FixedLarge};
+  const sample::SigmaOptions sigma{.steps = 20, .spacing = sample::Spacing::Trailing, .karras = false, .clip_x0 = true};
+  CHECK(by_name("ddpm", settings) == direct(sample::Ddpm<P>(s, {.steps = 20, .spacing = sample::Spacing::Trailing,
+                                                               .variance = sample::Variance::FixedLarge,
+                                                               .clip_x0 = true})));
+  CHECK(by_name("ddim", settings) ==
+        direct(sample::Ddim<P>(s, {.steps = 20, .spacing = sample::Spacing::Trailing, .clip_x0 = true})));
+  CHECK(by_name("sde", settings) == direct(sample::ReverseSde<P>(s, {.steps = 20, .spacing = sample::Spacing::Trailing})));
+  CHECK(by_name("euler", settings) == direct(sample::Euler<P>(s, sigma)));
+  CHECK(by_name("euler_a", settings) == direct(sample::EulerAncestral<P>(s, sigma)));
+  CHECK(by_name("heun", settings) == direct(sample::Heun<P>(s, sigma)));
+  CHECK(by_name("dpmpp2m", settings) == direct(sample::DpmSolverPP2M<P>(s, sigma)));
+  // and the short form keeps haze's defaults: Karras sigmas
+  Generator gen{7, 1 << 20};
+  auto denoiser = haze::test::exact_denoiser<P, double, Cpu>(data, s);
+  CHECK(sample::run_sampler<P>("euler", s, 20, denoiser, noise({64, data.dim}, 7), gen).to_host() ==
+        direct(sample::Euler<P>(s, {.steps = 20, .karras = true})));
+}
+
+TEST_CASE("explicit grids, steps_offset and diffusers' previous timestep", "[sampler][timesteps]") {
+  const Schedule& s = linear_schedule();
+  using P = predict::Epsilon;
+  // steps_offset moves a leading grid (only), and may not push it past T - 1.
+  CHECK(sample::timesteps(1000, 10, sample::Spacing::Leading, 1) ==
+        std::vector<int>{901, 801, 701, 601, 501, 401, 301, 201, 101, 1});
+  CHECK(sample::timesteps(1000, 10, sample::Spacing::Trailing, 1) == sample::timesteps(1000, 10, sample::Spacing::Trailing));
+  CHECK_THROWS_WITH(sample::timesteps(1000, 1000, sample::Spacing::Leading, 1),
+                    mentions("steps_offset 1 moves the first of 1000 leading timesteps to 1000, past the schedule's last, 999"));
+  CHECK(sample::Ddim<P>(s, {.steps = 4, .steps_offset = 3}).timesteps_used() == std::vector<int>{753, 503, 253, 3});
+
+  // An explicit grid is taken as given, and checked.
+  CHECK(sample::Ddim<P>(s, {.timesteps = {999, 500, 10}}).timesteps_used() == std::vector<int>{999, 500, 10});
+  CHECK(sample::Ddpm<P>(s, {.timesteps = {7, 3}}).timesteps_used() == std::vector<int>{7, 3});
+  CHECK_THROWS_WITH(sample::Ddim<P>(s, {.timesteps = {10, 500}}),
+                    mentions("timesteps must decrease, but timesteps[1] = 500 follows 10"));
+  CHECK_THROWS_WITH(sample::Ddim<P>(s, {.timesteps = {1000}}), mentions("timesteps[0] = 1000 is outside [0, 1000)"));
+  const std::vector<double> sigmas = {50.0, 3.0, 0.5, 0.02};
+  const sample::Euler<P> euler(s, {.sigmas = sigmas});
+  CHECK(euler.grid().sigmas == std::vector<double>{50.0, 3.0, 0.5, 0.02, 0.0});
+  for (size_t i = 0; i < sigmas.size(); ++i) CHECK(s.sigma_at(euler.grid().ts[i]) == Approx(sigmas[i]).epsilon(1e-12));
+  CHECK_THROWS_WITH(sample::Euler<P>(s, {.sigmas = {1.0, 2.0}}), mentions("sigmas must decrease, but sigmas[1] = 2"));
+  CHECK_THROWS_WITH(sample::Heun<P>(s, {.sigmas = {1.0, -2.0}}), mentions("Heun: sigmas[1] = -2 is not finite and > 0"));
+
+  // previous_by_stride: t - T / N. On an evenly divided leading grid that is
+  // the next entry, so nothing changes; on 1000 / 7 trailing it is not.
+  const GaussianMixture data = GaussianMixture::gaussian(0.3, 0.5);
+  const auto ddim = [&](sample::DdimOptions options) {
+    Generator gen{3};
+    auto denoiser = haze::test::exact_denoiser<P, double, Cpu>(data, s);
+    return sample::Ddim<P>(s, options).run(denoiser, noise({16, data.dim}, 3), gen).to_host();
+  };
+  CHECK(ddim({.steps = 10}) == ddim({.steps = 10, .previous_by_stride = true}));
+  CHECK(ddim({.steps = 7, .spacing = sample::Spacing::Trailing}) !=
+        ddim({.steps = 7, .spacing = sample::Spacing::Trailing, .previous_by_stride = true}));
 }

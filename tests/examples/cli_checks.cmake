@@ -125,6 +125,36 @@ expect(0 "wrote ${WORK}/grid.png" ${BIN}/haze-sample --checkpoint ${ckpt} --n 4 
 expect(0 "haze-sample: note: --backend device runs Thrust's OpenMP system on the CPU in this build (a test vehicle, slower than --backend cpu); build the .cu programs with nvcc for a GPU"
        ${BIN}/haze-sample --checkpoint ${ckpt} --n 2 --steps 2 --backend device --out ${WORK}/device.png)
 
+# diffusers both ways: the checkpoint exported as a pipeline folder samples
+# from that folder; a folder that diffusers itself wrote samples at its own
+# size and channels; an option haze cannot reproduce is refused by name.
+expect(1 "haze-export-diffusers: error: haze: say which weights to export: --ema or --raw-weights"
+       ${BIN}/haze-export-diffusers ${ckpt} ${WORK}/exported)
+expect(2 "--ema excludes --raw-weights" ${BIN}/haze-export-diffusers ${ckpt} ${WORK}/exported --ema --raw-weights)
+expect(0 "wrote ${WORK}/exported (EMA weights of ${ckpt}, step 3" ${BIN}/haze-export-diffusers ${ckpt} ${WORK}/exported --ema)
+expect(0 "wrote ${WORK}/exported.png (4 samples, ddpm, 3 steps" ${BIN}/haze-sample --diffusers ${WORK}/exported --n 4
+       --steps 3 --out ${WORK}/exported.png)
+expect(0 "wrote ${WORK}/cifar.png (2 samples, ddpm, 2 steps" ${BIN}/haze-sample
+       --diffusers ${GOLDEN}/diffusers/ddpm_cifar10_narrow --n 2 --steps 2 --out ${WORK}/cifar.png)
+expect(1 "config.json: in_channels 2 and out_channels 1 differ" ${BIN}/haze-sample
+       --diffusers ${GOLDEN}/diffusers/class_conditional_bf16 --n 2 --out ${WORK}/z.png)
+file(MAKE_DIRECTORY ${WORK}/fourier)
+file(READ ${GOLDEN}/diffusers/ddpm_cifar10_narrow/config.json config)
+string(REPLACE [=["positional"]=] [=["fourier"]=] config "${config}")
+file(WRITE ${WORK}/fourier/config.json "${config}")
+file(COPY ${GOLDEN}/diffusers/ddpm_cifar10_narrow/diffusion_pytorch_model.safetensors
+     ${GOLDEN}/diffusers/ddpm_cifar10_narrow/scheduler_config.json DESTINATION ${WORK}/fourier)
+expect(1 "fourier/config.json: option 'time_embedding_type' = \"fourier\" is not supported by haze" ${BIN}/haze-sample
+       --diffusers ${WORK}/fourier --n 2 --out ${WORK}/z.png)
+expect(2 "--checkpoint excludes --diffusers" ${BIN}/haze-sample --diffusers ${WORK}/exported --checkpoint ${ckpt})
+expect(1 "haze-sample: error: haze: --size: only a diffusers folder" ${BIN}/haze-sample --checkpoint ${ckpt} --size 8
+       --out ${WORK}/z.png)
+expect(1 "diffusers: '${WORK}/nowhere' is not a folder" ${BIN}/haze-sample --diffusers ${WORK}/nowhere --out ${WORK}/z.png)
+execute_process(COMMAND ${BIN}/haze-unet-forward --help RESULT_VARIABLE rc OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "haze-unet-forward --help exited with ${rc}")
+endif()
+
 # A NaN loss (a learning rate that blows the weights up) stops the run with
 # its step and leaves the checkpoint as it was.
 file(SHA256 ${ckpt} before)
@@ -169,7 +199,7 @@ expect(1 "layers.safetensors: haze.model has layers_per_block 1000000000 but the
        ${BIN}/haze-train-fmnist ${tiny_flags} --resume --checkpoint ${WORK}/layers.safetensors --steps 9)
 string(REPLACE [=["attention_head_dim":16]=] [=["attention_head_dim":24]=] text "${model_text}")
 crafted(heads haze.model "${text}")
-expect(1 "heads.safetensors: haze.model: attention_head_dim 24 does not divide block_out_channels entry 16"
+expect(1 "heads.safetensors: haze.model: attention_head_dim 24 does not divide the 64 channels of an attention level"
        ${BIN}/haze-sample --checkpoint ${WORK}/heads.safetensors --n 2 --out ${WORK}/z.png)
 crafted(steps haze.schedule.json [=[{"kind":"linear","steps":2147483647,"parameters":[],"zero_terminal_snr":false}]=])
 expect(1 "steps.safetensors: haze.schedule.json: schedule linear: steps must be in [1, 1048576], got 2147483647"

@@ -1,5 +1,6 @@
 // libFuzzer harness: decode_safetensors on arbitrary bytes. A decoded file
-// must survive encode -> decode unchanged; haze::Error is the only accepted
+// must survive encode -> decode unchanged, and every floating-point tensor
+// in it must widen (to_real); haze::Error is the only accepted
 // way to refuse (any other exception, a crash or a sanitizer report is a finding).
 #include <cstdio>
 #include <cstdlib>
@@ -32,5 +33,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::fprintf(stderr, "fuzz_safetensors: the encode/decode round trip changed the file\n");
     std::abort();
   }
+  using haze::io::DType;
+  for (const haze::io::TensorRecord& t : decoded.tensors)
+    if (t.dtype == DType::F16 || t.dtype == DType::BF16 || t.dtype == DType::F32 || t.dtype == DType::F64) {
+      if (t.to_real<double>().size() != size_t(t.numel())) std::abort();
+    }
   return 0;
 }

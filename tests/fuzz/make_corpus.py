@@ -38,7 +38,9 @@ put("safetensors", "mixed", safetensors({
 put("safetensors", "metadata_only", safetensors({"__metadata__": {"k": "v"}}))
 put("safetensors", "empty_object", safetensors({}))
 put("safetensors", "gap", safetensors({"a": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}}, b"xy"))
-put("safetensors", "bad_dtype", safetensors({"a": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}}, b"xy"))
+put("safetensors", "bad_dtype", safetensors({"a": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}, b"x"))
+put("safetensors", "half", safetensors({"h": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]},
+                                        "b": {"dtype": "BF16", "shape": [1], "data_offsets": [4, 6]}}, b"\x00\x3c\x01\x80\x80\x3f"))
 put("safetensors", "deep", struct.pack("<Q", 200) + b"[" * 100 + b"]" * 100)
 put("safetensors", "short", b"\x10\x00\x00")
 

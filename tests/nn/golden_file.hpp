@@ -35,8 +35,10 @@ struct GoldenTensor {
 
 class GoldenFile {
  public:
-  explicit GoldenFile(const std::string& case_name) {
-    const std::string path = std::string(HAZE_GOLDEN_DIR) + "/nn/" + case_name + ".txt";
+  // tests/golden/<folder>/<case_name>.txt
+  explicit GoldenFile(const std::string& case_name, const std::string& folder = "nn") {
+    const std::string path = std::string(HAZE_GOLDEN_DIR) + "/" + folder + "/" + case_name + ".txt";
+    INFO("golden file " << path);
     std::ifstream file(path);
     REQUIRE(file.good());
     std::string line;

@@ -171,11 +171,15 @@ TEST_CASE("gradcheck catches a backward that is off by 0.1%", "[nn][gradcheck]")
 TEST_CASE("Attention backward matches finite differences", "[nn][gradcheck]") {
   nn::Attention<double, Cpu> attention(8, 4, 2);  // two heads
   check_layer(attention, {2, 8, 4, 3}, 16);
+  nn::Attention<double, Cpu> scaled(8, 8, 2, 1e-5, 1.5);  // one head, output / 1.5 (a mid block's)
+  check_layer(scaled, {2, 8, 4, 3}, 16);
 }
 
 TEST_CASE("Downsample and Upsample backward match finite differences", "[nn][gradcheck]") {
   nn::Downsample<double, Cpu> down(4);
   check_layer(down, {2, 4, 6, 5});
+  nn::Downsample<double, Cpu> right_bottom(4, 0);  // diffusers' downsample_padding 0
+  check_layer(right_bottom, {2, 4, 6, 5});
   nn::Upsample<double, Cpu> up(4);
   check_layer(up, {2, 4, 3, 3});
 }
@@ -186,9 +190,10 @@ TEST_CASE("TimestepEmbedding backward matches finite differences", "[nn][gradche
 }
 
 TEST_CASE("ResBlock backward matches finite differences, time embedding included", "[nn][gradcheck]") {
-  for (int64_t out_channels : {4, 8}) {  // identity shortcut, then a 1x1 conv shortcut
-    CAPTURE(out_channels);
-    nn::ResBlock<double, Cpu> block(4, out_channels, 16, 2);
+  // identity shortcut, a 1x1 conv shortcut, and a mid block's output scale
+  for (const auto& [out_channels, output_scale] : {std::pair<int64_t, double>{4, 1}, {8, 1}, {4, 1.5}}) {
+    CAPTURE(out_channels, output_scale);
+    nn::ResBlock<double, Cpu> block(4, out_channels, 16, 2, 1e-5, 0.0, output_scale);
     haze::test::deterministic_init(block);
     Tensor x = random_input({2, 4, 6, 5}, 1), temb = random_input({2, 16}, 2);
     const auto report = haze::verify::gradcheck<double, Cpu>(

@@ -66,6 +66,8 @@ TEST_CASE("every layer on Device equals Cpu, forward and backward", "[device][nn
   check_layer<nn::SiLU>({2, 3, 4, 4});
   check_layer<nn::Attention>({2, 8, 4, 3}, 8, 4, 2, 1e-5);
   check_layer<nn::Downsample>({2, 4, 6, 6}, 4);
+  check_layer<nn::Downsample>({2, 4, 6, 7}, 4, 0);
+  check_layer<nn::Attention>({2, 8, 4, 3}, 8, 8, 2, 1e-5, 1.5);
   check_layer<nn::Upsample>({2, 4, 3, 3}, 4);
   check_layer<nn::TimestepEmbedding>({3, 16}, 16, 32);
   check_layer<nn::GlobalAvgPool>({2, 6, 5, 4});
@@ -160,6 +162,28 @@ TEST_CASE("the tiny UNet on Device equals Cpu, forward and backward", "[device][
   CHECK(row("input grad conv_in"));
   CHECK(row("grad input"));
   require_ok(report);
+}
+
+TEST_CASE("the UNet with diffusers' options on Device equals Cpu, forward and backward", "[device][nn][unet]") {
+  nn::UNetConfig config = nn::UNetConfig::tiny();
+  config.num_classes = 4;
+  config.flip_sin_to_cos = false;
+  config.freq_shift = 1;
+  config.downsample_padding = 0;
+  config.attention_head_dim = 0;
+  config.mid_block_scale_factor = 1.5;
+  config.attn_norm_num_groups = 2;
+  config.center_input_sample = true;
+  nn::UNet<float, Device> unet(config);
+  haze::test::deterministic_init(unet);
+  const auto x = Tensor<Device>::from_host({2, 1, 16, 16}, haze::test::uniform<float>(512, 9));
+  const std::vector<double> t = {3, 777.25};
+  const std::vector<int64_t> labels = {2, 4};
+  require_ok(haze::verify::against_cpu(unet, x, t, labels, 1e-4));
+  config.mid_attention = false;
+  nn::UNet<float, Device> without(config);
+  haze::test::deterministic_init(without);
+  require_ok(haze::verify::against_cpu(without, x, t, labels, 1e-4));
 }
 
 TEST_CASE("against_cpu pins a difference to the first block that has it", "[device][nn][unet]") {

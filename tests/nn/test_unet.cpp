@@ -25,6 +25,21 @@ nn::UNetConfig tiny_conditional() {
   return c;
 }
 
+// The tiny config with every diffusers option that changes the arithmetic
+// set away from its default (mid_attention false is its own case).
+nn::UNetConfig tiny_with_diffusers_options(bool mid_attention) {
+  nn::UNetConfig c = tiny_conditional();
+  c.flip_sin_to_cos = false;
+  c.freq_shift = 1;
+  c.downsample_padding = 0;
+  c.attention_head_dim = 0;  // one head per block
+  c.mid_block_scale_factor = 1.5;
+  c.attn_norm_num_groups = 2;
+  c.center_input_sample = true;
+  c.mid_attention = mid_attention;
+  return c;
+}
+
 // A batch of five 16 x 16 inputs for `config`, with timesteps and (for a
 // class-conditional model) labels: five images split unevenly on 2 and 3
 // threads and into training's two shares.
@@ -99,12 +114,10 @@ TEMPLATE_TEST_CASE("the tiny UNet matches PyTorch (diffusers' UNet2DModel semant
   CHECK_THROWS_WITH(unet.backward(golden.tensor<T, Cpu>("input.dy")), mentions("UNet::backward called without a matching forward"));
 }
 
-TEST_CASE("the tiny UNet's backward matches finite differences for the input and every parameter tensor",
-          "[nn][unet][gradcheck]") {
-  nn::UNet<double, Cpu> unet(tiny_conditional());
-  haze::test::deterministic_init(unet);
-  const haze::test::GoldenFile golden("unet_tiny");
-  auto x = golden.tensor<double, Cpu>("input.x");
+// A finite-difference check of the UNet's input and every parameter tensor
+// on x [2, 1, 16, 16], t = {10, 500.5}, labels {1, 4}; returns how many
+// tensors it checked, after checking the worst relative error.
+static size_t check_unet_gradients(nn::UNet<double, Cpu>& unet, haze::Tensor<double, Cpu> x) {
   const std::vector<double> t = {10, 500.5};
   const std::vector<int64_t> labels = {1, 4};
   const auto report = haze::verify::gradcheck<double, Cpu>(
@@ -121,8 +134,26 @@ TEST_CASE("the tiny UNet's backward matches finite differences for the input and
   std::ostringstream text;
   text << report;
   INFO(text.str());
-  CHECK(report.entries.size() == 146);  // the input and 145 parameter tensors
   CHECK(report.worst() < 1e-6);
+  return report.entries.size();
+}
+
+TEST_CASE("the tiny UNet's backward matches finite differences for the input and every parameter tensor",
+          "[nn][unet][gradcheck]") {
+  nn::UNet<double, Cpu> unet(tiny_conditional());
+  haze::test::deterministic_init(unet);
+  const haze::test::GoldenFile golden("unet_tiny");
+  CHECK(check_unet_gradients(unet, golden.tensor<double, Cpu>("input.x")) == 146);  // the input and 145 parameters
+}
+
+TEST_CASE("the UNet's backward matches finite differences with diffusers' options", "[nn][unet][gradcheck]") {
+  for (const bool mid_attention : {true, false}) {
+    INFO("mid_attention " << mid_attention);
+    nn::UNet<double, Cpu> unet(tiny_with_diffusers_options(mid_attention));
+    haze::test::deterministic_init(unet);
+    const auto x = haze::Tensor<double, Cpu>::from_host({2, 1, 16, 16}, haze::test::uniform<double>(512, 77));
+    CHECK(check_unet_gradients(unet, x.clone()) == (mid_attention ? 146u : 136u));  // the mid attention has 10 tensors
+  }
 }
 
 TEST_CASE("UNet rejects bad configurations and inputs", "[nn][unet][errors]") {

@@ -242,7 +242,7 @@ TEST_CASE("crafted model metadata is refused before the model is built", "[io][c
   CHECK_THROWS_WITH(read("layers_per_block", 2), mentions("good.safetensors: tensor '") && mentions("is missing"));
   // Checks inside UNetConfig name the file too.
   CHECK_THROWS_WITH(read("attention_head_dim", 5),
-                    mentions("good.safetensors: haze.model: attention_head_dim 5 does not divide block_out_channels"));
+                    mentions("good.safetensors: haze.model: attention_head_dim 5 does not divide the 32 channels of an attention level"));
   CHECK_THROWS_WITH(read("num_classes", "ten"), mentions("good.safetensors: haze.model is not a valid UNet config"));
 
   // The schedule: 2^31 - 1 steps would need tens of GiB of tables.

@@ -30,6 +30,7 @@
 #include "haze/backend/meta.hpp"
 #include "haze/diffusion/parameterization.hpp"
 #include "haze/io/safetensors.hpp"
+#include "haze/io/unet_fits_file.hpp"
 #include "haze/nn/unet.hpp"
 #include "haze/nn/unet_config.hpp"
 #include "haze/train/trainer.hpp"
@@ -39,18 +40,31 @@ namespace haze::io {
 inline constexpr std::string_view checkpoint_format = "haze-checkpoint-1";
 
 // ---- UNetConfig <-> JSON (the haze.model metadata of UNet checkpoints) -----
+// The fields added for diffusers models are written only when they differ
+// from their defaults, so that the JSON of a config that does not use them
+// is what it was before they existed (and older checkpoints still match).
 inline std::string unet_config_json(const nn::UNetConfig& c) {
-  const nlohmann::ordered_json j = {{"kind", "unet"},
-                                    {"in_channels", c.in_channels},
-                                    {"out_channels", c.out_channels},
-                                    {"block_out_channels", c.block_out_channels},
-                                    {"layers_per_block", c.layers_per_block},
-                                    {"attention_levels", c.attention_levels},
-                                    {"attention_head_dim", c.attention_head_dim},
-                                    {"norm_groups", c.norm_groups},
-                                    {"norm_eps", c.norm_eps},
-                                    {"dropout", c.dropout},
-                                    {"num_classes", c.num_classes}};
+  nlohmann::ordered_json j = {{"kind", "unet"},
+                              {"in_channels", c.in_channels},
+                              {"out_channels", c.out_channels},
+                              {"block_out_channels", c.block_out_channels},
+                              {"layers_per_block", c.layers_per_block},
+                              {"attention_levels", c.attention_levels},
+                              {"attention_head_dim", c.attention_head_dim},
+                              {"norm_groups", c.norm_groups},
+                              {"norm_eps", c.norm_eps},
+                              {"dropout", c.dropout},
+                              {"num_classes", c.num_classes}};
+  const nn::UNetConfig d;
+  if (c.flip_sin_to_cos != d.flip_sin_to_cos) j["flip_sin_to_cos"] = c.flip_sin_to_cos;
+  if (c.freq_shift != d.freq_shift) j["freq_shift"] = c.freq_shift;
+  if (c.downsample_padding != d.downsample_padding) j["downsample_padding"] = c.downsample_padding;
+  if (c.mid_block_scale_factor != d.mid_block_scale_factor) j["mid_block_scale_factor"] = c.mid_block_scale_factor;
+  if (c.mid_attention != d.mid_attention) j["mid_attention"] = c.mid_attention;
+  if (c.attn_norm_num_groups != d.attn_norm_num_groups) j["attn_norm_num_groups"] = c.attn_norm_num_groups;
+  if (c.center_input_sample != d.center_input_sample) j["center_input_sample"] = c.center_input_sample;
+  if (c.sample_size != d.sample_size) j["sample_size"] = c.sample_size;
+  if (c.sample_width != d.sample_width) j["sample_width"] = c.sample_width;
   return j.dump();
 }
 
@@ -70,6 +84,15 @@ inline nn::UNetConfig unet_config_from_json(std::string_view text, std::string_v
     c.norm_eps = j.at("norm_eps").get<double>();
     c.dropout = j.at("dropout").get<double>();
     c.num_classes = j.at("num_classes").get<int64_t>();
+    c.flip_sin_to_cos = j.value("flip_sin_to_cos", c.flip_sin_to_cos);
+    c.freq_shift = j.value("freq_shift", c.freq_shift);
+    c.downsample_padding = j.value("downsample_padding", c.downsample_padding);
+    c.mid_block_scale_factor = j.value("mid_block_scale_factor", c.mid_block_scale_factor);
+    c.mid_attention = j.value("mid_attention", c.mid_attention);
+    c.attn_norm_num_groups = j.value("attn_norm_num_groups", c.attn_norm_num_groups);
+    c.center_input_sample = j.value("center_input_sample", c.center_input_sample);
+    c.sample_size = j.value("sample_size", c.sample_size);
+    c.sample_width = j.value("sample_width", c.sample_width);
   } catch (const nlohmann::json::exception& e) {
     HAZE_FAIL(source, ": haze.model is not a valid UNet config (", e.what(), "): ", text);
   }
@@ -80,9 +103,9 @@ inline nn::UNetConfig unet_config_from_json(std::string_view text, std::string_v
 // ---- Schedule <-> JSON (haze.schedule.json: what rebuilds it for sampling) --
 inline std::string schedule_json(const Schedule& s) {
   const nlohmann::ordered_json j = {{"kind", s.kind()},
-                                    {"steps", s.steps()},
-                                    {"parameters", s.parameters()},
-                                    {"zero_terminal_snr", s.zero_terminal_snr()}};
+                              {"steps", s.steps()},
+                              {"parameters", s.parameters()},
+                              {"zero_terminal_snr", s.zero_terminal_snr()}};
   return j.dump();
 }
 
@@ -128,6 +151,18 @@ I metadata_integer(const Safetensors& file, const std::string& key) {
   HAZE_REQUIRE(error == std::errc() && end == text.data() + text.size(), file.source, ": metadata '", key, "' = '",
                text, "' is not an integer");
   return value;
+}
+
+// Two model descriptions (JSON) that build the same model: equal but for
+// the image size a model was made for, which changes no tensor (a
+// checkpoint written before the size was recorded resumes in a run that
+// records it).
+inline bool same_model(std::string_view a, std::string_view b) {
+  nlohmann::json ja = nlohmann::json::parse(a, nullptr, false), jb = nlohmann::json::parse(b, nullptr, false);
+  for (nlohmann::json* j : {&ja, &jb})
+    if (j->is_object())
+      for (const char* key : {"sample_size", "sample_width"}) j->erase(key);
+  return !ja.is_discarded() && ja == jb;
 }
 
 // The destination of every tensor a checkpoint must hold, with its file name.
@@ -242,8 +277,8 @@ void load_checkpoint(const Safetensors& file, train::Trainer<Model, P>& trainer,
   HAZE_REQUIRE(required_metadata(file, "haze.format") == checkpoint_format, file.source, ": format '",
                required_metadata(file, "haze.format"), "', expected '", checkpoint_format, "'");
   const std::string& model = required_metadata(file, "haze.model");
-  HAZE_REQUIRE(nlohmann::json::parse(model, nullptr, false) == nlohmann::json::parse(model_json, nullptr, false),
-               file.source, ": written for model ", model, " but this model is ", model_json);
+  HAZE_REQUIRE(detail::same_model(model, model_json), file.source, ": written for model ", model,
+               " but this model is ", model_json);
   const std::string& schedule = required_metadata(file, "haze.schedule");
   HAZE_REQUIRE(schedule == trainer.schedule().description(), file.source, ": written with schedule ",
                schedule, " but training uses ", trainer.schedule().description());
@@ -306,25 +341,7 @@ nn::UNetConfig read_unet_config(const Safetensors& file, std::initializer_list<s
   const std::string& text = required_metadata(file, "haze.model");
   const nn::UNetConfig c = unet_config_from_json(text, file.source);
 
-  int64_t largest = 0;
-  for (const TensorRecord& t : file.tensors)
-    for (int64_t d : t.shape) largest = std::max(largest, d);
-  std::vector<int64_t> sizes = {c.in_channels, c.out_channels, c.num_classes > 0 ? c.num_classes + 1 : 0};
-  sizes.insert(sizes.end(), c.block_out_channels.begin(), c.block_out_channels.end());
-  for (int64_t size : sizes)
-    HAZE_REQUIRE(size <= largest, file.source, ": haze.model needs a dimension of ", size,
-                 " but no tensor in the file has one that large (largest: ", largest, "): ", text);
-
-  // Each ResBlock has at least 10 parameter tensors (two norms, two convs and
-  // the time projection, each with two); levels <= 16 and layers_per_block
-  // <= the tensor count keep this product small.
-  const int64_t tensors = static_cast<int64_t>(file.tensors.size());
-  HAZE_REQUIRE(c.layers_per_block <= tensors, file.source, ": haze.model has layers_per_block ", c.layers_per_block,
-               " but the file holds only ", tensors, " tensors");
-  const int64_t resblocks = int64_t(c.levels()) * (2 * int64_t(c.layers_per_block) + 1) + 2;
-  const int64_t needed = 10 * resblocks * static_cast<int64_t>(prefixes.size());
-  HAZE_REQUIRE(needed <= tensors, file.source, ": haze.model describes ", resblocks, " ResBlocks, at least ", needed,
-               " tensors, but the file holds ", tensors);
+  detail::require_unet_fits_file(c, file, static_cast<int64_t>(prefixes.size()), "haze.model", text);
 
   nn::UNet<T, backend::Meta> shapes(c);
   const auto params = nn::parameters_of(shapes);

@@ -23,6 +23,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -35,7 +36,9 @@ namespace haze::io {
 static_assert(std::endian::native == std::endian::little,
               "haze::io copies safetensors data (little-endian) in place: a big-endian host needs byte swaps here");
 
-enum class DType { F32, F64, I64, I32, U8 };
+// F16 and BF16 are read (diffusers stores half-precision models so) and
+// widened by TensorRecord::to_real; haze computes in float or double.
+enum class DType { F32, F64, I64, I32, U8, F16, BF16 };
 
 constexpr std::string_view dtype_name(DType dtype) {
   switch (dtype) {
@@ -44,6 +47,8 @@ constexpr std::string_view dtype_name(DType dtype) {
     case DType::I64: return "I64";
     case DType::I32: return "I32";
     case DType::U8: return "U8";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
   }
   return "?";
 }
@@ -55,12 +60,14 @@ constexpr size_t dtype_size(DType dtype) {
     case DType::I64: return 8;
     case DType::I32: return 4;
     case DType::U8: return 1;
+    case DType::F16: return 2;
+    case DType::BF16: return 2;
   }
   return 0;
 }
 
 constexpr std::optional<DType> dtype_from_name(std::string_view name) {
-  for (DType d : {DType::F32, DType::F64, DType::I64, DType::I32, DType::U8})
+  for (DType d : {DType::F32, DType::F64, DType::I64, DType::I32, DType::U8, DType::F16, DType::BF16})
     if (dtype_name(d) == name) return d;
   return std::nullopt;
 }
@@ -114,6 +121,17 @@ inline std::optional<int64_t> checked_numel(std::span<const int64_t> shape) {
   return n;
 }
 
+// IEEE binary16 and bfloat16 bits as a float: both widen exactly.
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h >> 15) << 31, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));  // inf, NaN
+  if (exponent != 0) return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
+  // zero or subnormal: mantissa 2^-24 exactly
+  const float magnitude = float(mantissa) * 0x1p-24f;
+  return sign ? -magnitude : magnitude;
+}
+inline float bfloat16_to_float(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
+
 }  // namespace detail
 
 // One named tensor as stored in the file: dtype, shape and raw little-endian bytes.
@@ -156,6 +174,35 @@ struct TensorRecord {
                  "': shape ", detail::shape_text(shape), " does not match its ", data.size(), " bytes of data");
     std::vector<T> values(static_cast<size_t>(*n));
     if (!values.empty()) std::memcpy(values.data(), data.data(), data.size());
+    return values;
+  }
+
+  // The values of a floating-point tensor (F16, BF16, F32, F64) as T:
+  // widened exactly, or rounded to nearest where T is narrower (F64 to float).
+  template <class T>
+    requires std::is_floating_point_v<T>
+  std::vector<T> to_real() const {
+    const std::optional<int64_t> n = detail::checked_numel(shape);
+    HAZE_REQUIRE(n && static_cast<size_t>(*n) * dtype_size(dtype) == data.size(), "TensorRecord::to_real: tensor '",
+                 name, "': shape ", detail::shape_text(shape), " does not match its ", data.size(), " bytes of data");
+    std::vector<T> values(static_cast<size_t>(*n));
+    const auto convert = [&]<class S>(S, auto widen) {
+      for (size_t i = 0; i < values.size(); ++i) {
+        S bits;
+        std::memcpy(&bits, data.data() + i * sizeof(S), sizeof(S));
+        values[i] = static_cast<T>(widen(bits));
+      }
+    };
+    const auto same = [](auto v) { return v; };
+    switch (dtype) {
+      case DType::F32: convert(float{}, same); break;
+      case DType::F64: convert(double{}, same); break;
+      case DType::F16: convert(uint16_t{}, detail::half_to_float); break;
+      case DType::BF16: convert(uint16_t{}, detail::bfloat16_to_float); break;
+      default:
+        HAZE_FAIL("TensorRecord::to_real: tensor '", name, "' holds ", dtype_name(dtype),
+                  ", not a floating-point type (F16, BF16, F32, F64)");
+    }
     return values;
   }
 };
@@ -352,7 +399,7 @@ inline SafetensorsLayout parse_safetensors_header(std::string_view text, std::st
     const std::string& dtype_text = dtype_json.get_ref<const std::string&>();
     const std::optional<DType> dtype = dtype_from_name(dtype_text);
     HAZE_REQUIRE(dtype.has_value(), "safetensors '", src, "': tensor '", name, "': unsupported dtype '", dtype_text,
-                 "' (haze reads F32, F64, I64, I32, U8)");
+                 "' (haze reads F32, F64, F16, BF16, I64, I32, U8)");
 
     const json& shape_json = entry["shape"];
     HAZE_REQUIRE(shape_json.is_array(), "safetensors '", src, "': tensor '", name, "': shape is ",

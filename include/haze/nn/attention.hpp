@@ -1,10 +1,11 @@
 #pragma once
 // Spatial self-attention block, as diffusers' Attention on the U-Net's
-// feature maps (residual connection, GroupNorm first, rescale factor 1):
+// feature maps (residual connection, GroupNorm first):
 //   h = GroupNorm(x) viewed as tokens [N, S = H W, C]
 //   q, k, v = to_q(h), to_k(h), to_v(h)           (Linear C -> C each)
 //   per head (d = head_dim channels):  P = softmax(q k^T / sqrt(d)),  o = P v
-//   y = x + to_out.0(o) viewed back as [N, C, H, W]
+//   y = (x + to_out.0(o) viewed back as [N, C, H, W]) / output_scale
+//   (output_scale: diffusers' rescale_output_factor, 1 but in a mid block)
 // backward, per head:  dP = do v^T,  dv = P^T do,  dS = softmax'(P, dP) / sqrt(d),
 //   dq = dS k,  dk = dS^T q; then through to_q/k/v (their input grads add up),
 //   the transposes and GroupNorm, plus dy for the residual.
@@ -26,20 +27,29 @@ class Attention {
   using value_type = T;
   using backend_type = B;
 
-  Attention(int64_t channels, int64_t head_dim, int64_t groups, double eps = 1e-5)
+  Attention(int64_t channels, int64_t head_dim, int64_t groups, double eps = 1e-5, double output_scale = 1.0)
       : channels_(channels), head_dim_(head_dim), heads_(head_dim > 0 ? channels / head_dim : 0),
+        output_scale_(output_scale),
         group_norm_(groups, channels, eps), to_q_(channels, channels), to_k_(channels, channels),
         to_v_(channels, channels), to_out_(channels, channels) {
     HAZE_REQUIRE(head_dim > 0 && channels % head_dim == 0, "Attention: attention_head_dim ", head_dim,
                  " does not divide ", channels, " channels");
+    HAZE_REQUIRE(std::isfinite(output_scale) && output_scale > 0,
+                 "Attention: output_scale must be finite and > 0, got ", output_scale);
   }
 
   Tensor<T, B> forward(const Tensor<T, B>& x) { return run(x, true); }
   Tensor<T, B> infer(const Tensor<T, B>& x) { return run(x, false); }
 
-  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+  Tensor<T, B> backward(const Tensor<T, B>& dy_out) {
     require_cached(p_, "Attention");
-    HAZE_REQUIRE(dy.shape() == shape_, "Attention::backward: dy ", dy.shape(), " should be ", shape_);
+    HAZE_REQUIRE(dy_out.shape() == shape_, "Attention::backward: dy ", dy_out.shape(), " should be ", shape_);
+    Tensor<T, B> dy_scaled;
+    if (output_scale_ != 1) {
+      dy_scaled = dy_out.clone();
+      ops::divide(dy_scaled, T(output_scale_));
+    }
+    const Tensor<T, B>& dy = output_scale_ != 1 ? dy_scaled : dy_out;
     const int64_t n = shape_[0], s = shape_[2] * shape_[3], c = channels_;
     Tensor<T, B> dy_tokens({n, s, c});
     ops::transpose12(dy.reshape({n, c, s}), dy_tokens);
@@ -100,6 +110,7 @@ class Attention {
     Tensor<T, B> y({n, c, s});
     ops::transpose12(out_tokens.reshape({n, s, c}), y);
     ops::axpy(T(1), x.reshape({n, c, s}), y);
+    if (output_scale_ != 1) ops::divide(y, T(output_scale_));
     if (training) {
       q_ = std::move(q), k_ = std::move(k), v_ = std::move(v), p_ = std::move(p);
       shape_ = x.shape();
@@ -128,6 +139,7 @@ class Attention {
   }
 
   int64_t channels_, head_dim_, heads_;
+  double output_scale_;
   GroupNorm<T, B> group_norm_;
   Linear<T, B> to_q_, to_k_, to_v_, to_out_;
   Tensor<T, B> q_, k_, v_, p_;  // [N S, C] x 3 and [N, heads, S, S]

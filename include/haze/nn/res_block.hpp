@@ -1,16 +1,17 @@
 #pragma once
-// ResBlock, as diffusers' ResnetBlock2D with time_embedding_norm "default"
-// and output_scale_factor 1:
+// ResBlock, as diffusers' ResnetBlock2D with time_embedding_norm "default":
 //   h = conv1(SiLU(norm1(x)))
 //   h = h + time_emb_proj(SiLU(temb))[:, :, None, None]
 //   h = conv2(dropout(SiLU(norm2(h))))
-//   y = shortcut(x) + h,  shortcut = 1x1 conv_shortcut when channels change, else identity
+//   y = (shortcut(x) + h) / output_scale,  shortcut = 1x1 conv_shortcut when channels change, else identity
+//   (output_scale: diffusers' output_scale_factor, 1 but in a mid block)
 // backward walks the same chain in reverse; dy reaches both the residual
 // branch and the shortcut, and the time-embedding gradient is returned
 // through backward_temb() (the U-Net sums it over all blocks).
 // Dropout masks come from Philox (keep if u >= p, scale 1/(1-p)), so a
 // (seed, offset) reproduces them on any backend.
 
+#include <cmath>
 #include <optional>
 
 #include "haze/core/generator.hpp"
@@ -46,11 +47,13 @@ class ResBlock {
   using backend_type = B;
 
   ResBlock(int64_t in_channels, int64_t out_channels, int64_t temb_channels, int64_t groups, double eps = 1e-5,
-           double dropout = 0.0)
-      : in_(in_channels), out_(out_channels), dropout_(dropout), norm1_(groups, in_channels, eps, NormActivation::silu),
+           double dropout = 0.0, double output_scale = 1.0)
+      : in_(in_channels), out_(out_channels), dropout_(dropout), output_scale_(output_scale), norm1_(groups, in_channels, eps, NormActivation::silu),
         conv1_(in_channels, out_channels, 3, 1, 1), time_emb_proj_(temb_channels, out_channels),
         norm2_(groups, out_channels, eps, NormActivation::silu), conv2_(out_channels, out_channels, 3, 1, 1) {
     HAZE_REQUIRE(dropout >= 0 && dropout < 1, "ResBlock: dropout must be in [0, 1), got ", dropout);
+    HAZE_REQUIRE(std::isfinite(output_scale) && output_scale > 0, "ResBlock: output_scale must be finite and > 0, got ",
+                 output_scale);
     if (in_channels != out_channels) shortcut_.emplace(in_channels, out_channels, 1);
   }
 
@@ -68,9 +71,15 @@ class ResBlock {
   Tensor<T, B> infer(const Tensor<T, B>& x, const Tensor<T, B>& temb) { return run(x, temb, nullptr, false, {}); }
 
   // Returns dL/dx; dL/dtemb is kept for backward_temb().
-  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+  Tensor<T, B> backward(const Tensor<T, B>& dy_out) {
     HAZE_REQUIRE(cached_, "ResBlock::backward called without a matching forward");
     cached_ = false;
+    Tensor<T, B> dy_scaled;
+    if (output_scale_ != 1) {
+      dy_scaled = dy_out.clone();
+      ops::divide(dy_scaled, T(output_scale_));
+    }
+    const Tensor<T, B>& dy = output_scale_ != 1 ? dy_scaled : dy_out;
     Tensor<T, B> dh = conv2_.backward(dy);
     if (!mask_.empty()) {
       ops::mul(dh, mask_, dh);
@@ -125,12 +134,13 @@ class ResBlock {
     h = step(conv2_, h);
     if (shortcut_) ops::axpy(T(1), step(*shortcut_, x), h);
     else ops::axpy(T(1), x, h);
+    if (output_scale_ != 1) ops::divide(h, T(output_scale_));
     if (training) cached_ = true;  // infer writes no member (see UNet::infer)
     return h;
   }
 
   int64_t in_, out_;
-  double dropout_;
+  double dropout_, output_scale_;
   GroupNorm<T, B> norm1_;  // and SiLU
   Conv2d<T, B> conv1_;
   SiLU<T, B> silu_temb_;

@@ -2,6 +2,9 @@
 // The U-Net's change of resolution, as diffusers' Downsample2D / Upsample2D
 // with use_conv = true (one parameter child named "conv"):
 //   Downsample: 3x3 conv, stride 2, padding 1          [N, C, H, W] -> [N, C, ceil(H/2), ceil(W/2)]
+//               or, with padding 0 (diffusers' downsample_padding = 0, the
+//               original DDPM models): one zero row and column added at the
+//               bottom and right, then the conv without padding
 //   Upsample:   nearest-neighbour 2x, then 3x3 conv    [N, C, H, W] -> [N, C, 2H, 2W]
 // Upsample's backward sums each 2x2 block of the conv's input gradient.
 
@@ -16,15 +19,32 @@ class Downsample {
   using value_type = T;
   using backend_type = B;
 
-  explicit Downsample(int64_t channels) : conv_(channels, channels, 3, 2, 1) {}
+  explicit Downsample(int64_t channels, int padding = 1) : padding_(padding), conv_(channels, channels, 3, 2, padding) {
+    HAZE_REQUIRE(padding == 0 || padding == 1, "Downsample: padding must be 0 or 1, got ", padding);
+  }
 
-  Tensor<T, B> forward(const Tensor<T, B>& x) { return conv_.forward(x); }
-  Tensor<T, B> infer(const Tensor<T, B>& x) const { return conv_.infer(x); }
-  Tensor<T, B> backward(const Tensor<T, B>& dy) { return conv_.backward(dy); }
+  Tensor<T, B> forward(const Tensor<T, B>& x) { return padding_ == 1 ? conv_.forward(x) : conv_.forward(padded(x)); }
+  Tensor<T, B> infer(const Tensor<T, B>& x) const { return padding_ == 1 ? conv_.infer(x) : conv_.infer(padded(x)); }
+  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+    Tensor<T, B> dpadded = conv_.backward(dy);
+    if (padding_ == 1) return dpadded;
+    Tensor<T, B> dx({dpadded.dim(0), dpadded.dim(1), dpadded.dim(2) - 1, dpadded.dim(3) - 1});
+    ops::pad_bottom_right_backward(dpadded, dx);
+    return dx;
+  }
   void parameters(Parameters<T, B>& out, std::string_view prefix) { conv_.parameters(out, join_name(prefix, "conv")); }
 
  private:
-  Conv2d<T, B> conv_;
+  static Tensor<T, B> padded(const Tensor<T, B>& x) {
+    x.require_nonempty("Downsample::forward");
+    HAZE_REQUIRE(x.rank() == 4, "Downsample: expects an NCHW input, got ", x.shape());
+    Tensor<T, B> y({x.dim(0), x.dim(1), x.dim(2) + 1, x.dim(3) + 1});
+    ops::pad_bottom_right(x, y);
+    return y;
+  }
+
+  int padding_;
+  Conv2d<T, B> conv_;  // with padding 0 it caches the padded input
 };
 
 template <Real T, Backend B>

@@ -3,10 +3,10 @@
 // included. With C = block_out_channels and L = layers_per_block:
 //
 //   temb = time_embedding(sinusoid(t, C[0]))  [+ class_embedding(label)]   [N, 4 C[0]]
-//   h = conv_in(x);                                        push skip
+//   h = conv_in(x)  (or conv_in(2 x - 1): center_input_sample); push skip
 //   down level i: L x (ResBlock -> [Attention]);          push skip after each
 //                 Downsample unless last;                   push skip
-//   mid: ResBlock, Attention, ResBlock
+//   mid: ResBlock, [Attention], ResBlock   (each output / mid_block_scale_factor)
 //   up level i (mirror of level L-1-i): (L + 1) x (concat(h, pop skip) -> ResBlock -> [Attention]);
 //                 Upsample unless last
 //   y = conv_out(SiLU(conv_norm_out(h)))
@@ -40,6 +40,13 @@
 
 namespace haze::nn {
 
+namespace detail {
+struct CenterSample {  // diffusers' center_input_sample: 2 * sample - 1.0
+  template <class T>
+  HAZE_HD T operator()(T v) const { return T(2) * v - T(1); }
+};
+}  // namespace detail
+
 template <Real T, Backend B>
 class UNet {
  public:
@@ -56,11 +63,11 @@ class UNet {
     const int levels = config_.levels();
     const int64_t E = config_.time_embed_dim();
     if (config_.num_classes > 0) class_embedding_.emplace(config_.num_classes, E);
-    const auto resblock = [&](int64_t in, int64_t out) {
-      return ResBlock<T, B>(in, out, E, config_.norm_groups, config_.norm_eps, config_.dropout);
+    const auto resblock = [&](int64_t in, int64_t out, double output_scale = 1) {
+      return ResBlock<T, B>(in, out, E, config_.norm_groups, config_.norm_eps, config_.dropout, output_scale);
     };
     const auto attention = [&](int64_t channels) {
-      return Attention<T, B>(channels, config_.attention_head_dim, config_.norm_groups, config_.norm_eps);
+      return Attention<T, B>(channels, config_.head_dim(channels), config_.norm_groups, config_.norm_eps);
     };
     int64_t channels = C[0];
     for (int i = 0; i < levels; ++i) {
@@ -69,13 +76,16 @@ class UNet {
         level.resnets.push_back(resblock(j == 0 ? channels : C[i], C[i]));
         if (config_.has_attention(i)) level.attentions.push_back(attention(C[i]));
       }
-      if (i + 1 < levels) level.downsample.emplace(C[i]);
+      if (i + 1 < levels) level.downsample.emplace(C[i], config_.downsample_padding);
       channels = C[i];
       down_.push_back(std::move(level));
     }
-    mid_resnets_.push_back(resblock(C.back(), C.back()));
-    mid_attention_.push_back(attention(C.back()));
-    mid_resnets_.push_back(resblock(C.back(), C.back()));
+    const double mid_scale = config_.mid_block_scale_factor;
+    mid_resnets_.push_back(resblock(C.back(), C.back(), mid_scale));
+    if (config_.mid_attention)
+      mid_attention_.emplace_back(C.back(), config_.head_dim(C.back()), config_.mid_attention_groups(),
+                                  config_.norm_eps, mid_scale);
+    mid_resnets_.push_back(resblock(C.back(), C.back(), mid_scale));
     int64_t previous = C.back();
     for (int i = 0; i < levels; ++i) {
       const int64_t out = C[levels - 1 - i], in = C[std::max(levels - 2 - i, 0)];
@@ -188,8 +198,10 @@ class UNet {
     dh = mid_resnets_[1].backward(dh);
     trace_input_grad("mid_block.resnets.1", dh);
     ops::axpy(T(1), mid_resnets_[1].backward_temb(), dtemb);
-    dh = mid_attention_[0].backward(dh);
-    trace_input_grad("mid_block.attentions.0", dh);
+    if (!mid_attention_.empty()) {
+      dh = mid_attention_[0].backward(dh);
+      trace_input_grad("mid_block.attentions.0", dh);
+    }
     dh = mid_resnets_[0].backward(dh);
     trace_input_grad("mid_block.resnets.0", dh);
     ops::axpy(T(1), mid_resnets_[0].backward_temb(), dtemb);
@@ -218,6 +230,7 @@ class UNet {
     }
     ops::axpy(T(1), dskips[--index], dh);  // conv_in's output was the first skip
     Tensor<T, B> dx = conv_in_.backward(dh);
+    if (config_.center_input_sample) ops::scale(dx, T(2));
     trace_input_grad("conv_in", dx);
     // The embedding's input (the sinusoid) needs no gradient: what reaches
     // its output, summed over every ResBlock, is recorded instead.
@@ -236,7 +249,7 @@ class UNet {
       down_[i].parameters(out, join_name(prefix, "down_blocks." + std::to_string(i)), "downsamplers.0");
     for (size_t j = 0; j < mid_resnets_.size(); ++j)
       mid_resnets_[j].parameters(out, join_name(prefix, "mid_block.resnets." + std::to_string(j)));
-    mid_attention_[0].parameters(out, join_name(prefix, "mid_block.attentions.0"));
+    if (!mid_attention_.empty()) mid_attention_[0].parameters(out, join_name(prefix, "mid_block.attentions.0"));
     for (size_t i = 0; i < up_.size(); ++i)
       up_[i].parameters(out, join_name(prefix, "up_blocks." + std::to_string(i)), "upsamplers.0");
     conv_norm_out_.parameters(out, join_name(prefix, "conv_norm_out"));
@@ -393,7 +406,8 @@ class UNet {
                    Generator* gen, bool training, BatchShare share) {
     check_inputs(x, timesteps, labels);
     // Time (and class) embedding.
-    const Tensor<T, B> sinusoid = sinusoidal_embedding<T, B>(timesteps, config_.block_out_channels[0]);
+    const Tensor<T, B> sinusoid = sinusoidal_embedding<T, B>(timesteps, config_.block_out_channels[0],
+                                                             config_.flip_sin_to_cos, config_.freq_shift);
     // What a trace records (forward only: infer may run on many threads).
     const auto traced = [training](const auto& name, const Tensor<T, B>& t) {
       if (training) trace_output(name, t);
@@ -410,7 +424,7 @@ class UNet {
     };
 
     std::vector<Tensor<T, B>> skips;
-    Tensor<T, B> h = step(conv_in_, x, training);
+    Tensor<T, B> h = config_.center_input_sample ? step(conv_in_, centered(x), training) : step(conv_in_, x, training);
     traced("conv_in", h);
     skips.push_back(keep(h));
     for (int i = 0; i < int(down_.size()); ++i) {
@@ -438,8 +452,10 @@ class UNet {
 
     h = resnet(mid_resnets_[0], h);
     traced("mid_block.resnets.0", h);
-    h = step(mid_attention_[0], h, training);
-    traced("mid_block.attentions.0", h);
+    if (!mid_attention_.empty()) {
+      h = step(mid_attention_[0], h, training);
+      traced("mid_block.attentions.0", h);
+    }
     h = resnet(mid_resnets_[1], h);
     traced("mid_block.resnets.1", h);
 
@@ -471,6 +487,12 @@ class UNet {
     return y;
   }
 
+  static Tensor<T, B> centered(const Tensor<T, B>& x) {
+    Tensor<T, B> y(x.shape());
+    ops::map(y, detail::CenterSample{}, x);
+    return y;
+  }
+
   void check_inputs(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels) const {
     x.require_nonempty("UNet::forward");
     HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == config_.in_channels, "UNet: expects input [N, ", config_.in_channels,
@@ -495,7 +517,7 @@ class UNet {
   std::optional<ClassEmbedding<T, B>> class_embedding_;
   std::vector<Level> down_, up_;
   std::vector<ResBlock<T, B>> mid_resnets_;
-  std::vector<Attention<T, B>> mid_attention_;
+  std::vector<Attention<T, B>> mid_attention_;  // empty without mid_attention
   GroupNorm<T, B> conv_norm_out_;  // and SiLU
   Conv2d<T, B> conv_out_;
   std::vector<int64_t> skip_channels_;  // channels of each skip, in push order

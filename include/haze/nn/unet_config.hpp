@@ -1,8 +1,13 @@
 #pragma once
 // UNetConfig: the shape of a UNet (diffusers' UNet2DModel arguments), with
-// the named presets the tests and benchmarks use.
+// the named presets the tests and benchmarks use. Each field below that has
+// a diffusers counterpart says its name there when it differs; the defaults
+// of the fields added for diffusers models are diffusers' own, so a config
+// written before they existed means what it meant then. docs/diffusers.md
+// has the whole table.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -18,17 +23,43 @@ struct UNetConfig {
   std::vector<int64_t> block_out_channels = {32, 64, 64};
   int layers_per_block = 2;
   std::vector<int> attention_levels = {2};  // encoder levels with attention; the mirrored decoder levels get it too
-  int64_t attention_head_dim = 8;
-  int64_t norm_groups = 8;
+  int64_t attention_head_dim = 8;  // 0: diffusers' null, one head as wide as the block
+  int64_t norm_groups = 8;         // norm_num_groups
   double norm_eps = 1e-5;
   double dropout = 0.0;
-  int64_t num_classes = 0;  // 0: unconditional; else a class table with one extra null class
+  // 0: unconditional. Else a table of num_classes + 1 rows (diffusers'
+  // num_class_embeds = num_class_embeds()), the last row being the null
+  // class of classifier-free guidance: label num_classes.
+  int64_t num_classes = 0;
+
+  // The sinusoid: [cos, sin] when flip_sin_to_cos, else [sin, cos];
+  // frequencies exp(-ln(10000) i / (half - freq_shift)), half = C[0] / 2.
+  bool flip_sin_to_cos = true;
+  double freq_shift = 0;
+  // 1: each Downsample's stride-2 conv pads by one on every side; 0: the
+  // input is padded by one at the right and bottom only and the conv pads
+  // nothing (the original DDPM checkpoints).
+  int downsample_padding = 1;
+  double mid_block_scale_factor = 1;  // the mid block's ResBlocks and attention divide their output by it
+  bool mid_attention = true;          // add_attention: false drops the mid block's attention
+  int64_t attn_norm_num_groups = 0;   // the mid attention's GroupNorm groups; 0: norm_groups
+  bool center_input_sample = false;   // the input goes in as 2 x - 1
+  // The image size the model was made for (0: not said), height by
+  // sample_width (0: square); forward takes any size the levels divide.
+  int64_t sample_size = 0;
+  int64_t sample_width = 0;
+
+  bool operator==(const UNetConfig&) const = default;
 
   int levels() const { return static_cast<int>(block_out_channels.size()); }
   int64_t time_embed_dim() const { return 4 * block_out_channels.front(); }
   bool has_attention(int level) const {
     return std::find(attention_levels.begin(), attention_levels.end(), level) != attention_levels.end();
   }
+  // The head width of an attention block over `channels` channels.
+  int64_t head_dim(int64_t channels) const { return attention_head_dim > 0 ? attention_head_dim : channels; }
+  int64_t mid_attention_groups() const { return attn_norm_num_groups > 0 ? attn_norm_num_groups : norm_groups; }
+  int64_t num_class_embeds() const { return num_classes > 0 ? num_classes + 1 : 0; }
 
   // in 1, 16x16, channels (16, 32), 1 layer per block, attention at level 1, head_dim 8, groups 4
   static UNetConfig tiny() { return {1, 1, {16, 32}, 1, {1}, 8, 4, 1e-5, 0.0, 0}; }
@@ -59,11 +90,37 @@ struct UNetConfig {
                    max_channels, "]");
       HAZE_REQUIRE(c % norm_groups == 0, where, ": norm_groups ", norm_groups,
                    " does not divide block_out_channels entry ", c);
-      HAZE_REQUIRE(attention_head_dim > 0 && c % attention_head_dim == 0, where, ": attention_head_dim ",
-                   attention_head_dim, " does not divide block_out_channels entry ", c);
     }
-    for (int level : attention_levels)
+    HAZE_REQUIRE(in_range(attention_head_dim, 0, max_channels), where, ": attention_head_dim must be in [0, ",
+                 max_channels, "] (0: one head per block), got ", attention_head_dim);
+    const auto require_heads = [&](int64_t c, const char* block) {
+      HAZE_REQUIRE(c % head_dim(c) == 0, where, ": attention_head_dim ", attention_head_dim, " does not divide the ",
+                   c, " channels of ", block);
+    };
+    for (int level : attention_levels) {
       HAZE_REQUIRE(level >= 0 && level < levels(), where, ": attention level ", level, " outside [0, ", levels(), ")");
+      require_heads(block_out_channels[size_t(level)], "an attention level");
+    }
+    if (mid_attention) {
+      require_heads(block_out_channels.back(), "the mid block's attention");
+      HAZE_REQUIRE(in_range(attn_norm_num_groups, 0, max_channels) &&
+                       block_out_channels.back() % mid_attention_groups() == 0,
+                   where, ": attn_norm_num_groups ", attn_norm_num_groups, " does not divide the mid block's ",
+                   block_out_channels.back(), " channels");
+    }
+    HAZE_REQUIRE(block_out_channels.front() % 2 == 0, where, ": block_out_channels[0] = ",
+                 block_out_channels.front(), " must be even (the sinusoid's width)");
+    HAZE_REQUIRE(std::isfinite(freq_shift) && freq_shift < double(block_out_channels.front() / 2), where,
+                 ": freq_shift ", freq_shift, " must be below half the sinusoid's width, ",
+                 block_out_channels.front() / 2);
+    HAZE_REQUIRE(downsample_padding == 0 || downsample_padding == 1, where, ": downsample_padding must be 0 or 1, got ",
+                 downsample_padding);
+    HAZE_REQUIRE(std::isfinite(mid_block_scale_factor) && mid_block_scale_factor > 0, where,
+                 ": mid_block_scale_factor must be finite and > 0, got ", mid_block_scale_factor);
+    HAZE_REQUIRE(in_range(sample_size, 0, max_channels) && in_range(sample_width, 0, max_channels) &&
+                     (sample_width == 0 || sample_size > 0),
+                 where, ": sample_size ", sample_size, " by sample_width ", sample_width, " must be in [0, ",
+                 max_channels, "] (a width only with a height)");
     HAZE_REQUIRE(norm_eps > 0 && norm_eps < 1, where, ": norm_eps must be in (0, 1), got ", norm_eps);
     HAZE_REQUIRE(dropout >= 0 && dropout < 1, where, ": dropout must be in [0, 1), got ", dropout);
     HAZE_REQUIRE(in_range(num_classes, 0, max_classes), where, ": num_classes must be in [0, ", max_classes, "], got ",

@@ -58,6 +58,11 @@ struct Times {
   template <class T>
   HAZE_HD T operator()(T a, T b) const { return a * b; }
 };
+template <class T>
+struct DivideBy {
+  T divisor;
+  HAZE_HD T operator()(T a) const { return a / divisor; }
+};
 
 // out[i] = f(ins[i]...) for every i; every input has out's shape.
 template <Real T, Backend B, class F, class... In>
@@ -112,6 +117,13 @@ template <Real T, Backend B>
 void scale(Tensor<T, B>& x, T alpha) {
   x.require_nonempty("ops::scale");
   B::scale(x.numel(), alpha, x.data());
+}
+
+// x /= alpha (a division, not a product with 1 / alpha: diffusers' output
+// scale factors divide, and so the bits agree)
+template <Real T, Backend B>
+void divide(Tensor<T, B>& x, T alpha) {
+  map(x, DivideBy<T>{alpha}, x);
 }
 
 template <Element T, Backend B>

@@ -4,6 +4,7 @@
 //   swap_leading  [A, B, P] -> [B, A, P]            (batch-major <-> channel-major for conv GEMMs)
 //   concat_channels / split_channels                 (U-Net skip connections)
 //   upsample_nearest2x and its adjoint               (Upsample)
+//   pad_bottom_right and its adjoint                 (Downsample with diffusers' downsample_padding 0)
 //   add_bias       y[.., c] += b[c] over the last axis, or per channel of NCHW
 //   add_per_sample_channel  y[n, c, h, w] += v[n, c] (the time embedding in a ResBlock)
 
@@ -166,6 +167,33 @@ struct AddRowBiasRow {  // the Cpu's form: one row of y per call
   }
 };
 
+template <class T>
+struct PadBottomRight {  // one row of y [N, C, H + 1, W + 1] per call; the last row and column are 0
+  const T* x;
+  T* y;
+  int64_t H, W;
+  HAZE_HD void operator()(int64_t row) const {
+    const int64_t h = row % (H + 1), nc = row / (H + 1);
+    T* dst = y + row * (W + 1);
+    const T* src = x + (nc * H + h) * W;
+    for (int64_t w = 0; w < W; ++w) dst[w] = h < H ? src[w] : T(0);
+    dst[W] = T(0);
+  }
+};
+
+template <class T>
+struct CropBottomRight {  // the adjoint: one row of dx [N, C, H, W] per call
+  const T* dy;
+  T* dx;
+  int64_t H, W;
+  HAZE_HD void operator()(int64_t row) const {
+    const int64_t h = row % H, nc = row / H;
+    const T* src = dy + (nc * (H + 1) + h) * (W + 1);
+    T* dst = dx + row * W;
+    for (int64_t w = 0; w < W; ++w) dst[w] = src[w];
+  }
+};
+
 }  // namespace detail
 
 template <Real T, Backend B>
@@ -272,6 +300,28 @@ void add_per_sample_channel(Tensor<T, B>& y, const Tensor<T, B>& v) {
                v.shape(), " does not match [N, C] of ", y.shape());
   const int64_t plane = y.dim(2) * y.dim(3);
   B::for_each_index(y.numel() / plane, detail::AddBroadcast<T>{y.data(), v.data(), plane, y.dim(0) * y.dim(1)}, plane);
+}
+
+// y = x with one row of zeros below and one column of zeros to the right:
+// x [N, C, H, W] -> y [N, C, H + 1, W + 1].
+template <Real T, Backend B>
+void pad_bottom_right(const Tensor<T, B>& x, Tensor<T, B>& y) {
+  x.require_nonempty("ops::pad_bottom_right");
+  const Shape expected{x.dim(0), x.dim(1), x.dim(2) + 1, x.dim(3) + 1};
+  HAZE_REQUIRE(x.rank() == 4 && y.shape() == expected, "ops::pad_bottom_right: output must be ", expected, ", got ",
+               y.shape());
+  B::for_each_index(y.numel() / y.dim(3), detail::PadBottomRight<T>{x.data(), y.data(), x.dim(2), x.dim(3)},
+                    y.dim(3));
+}
+
+// The adjoint of pad_bottom_right: dx = dy without its last row and column.
+template <Real T, Backend B>
+void pad_bottom_right_backward(const Tensor<T, B>& dy, Tensor<T, B>& dx) {
+  dy.require_nonempty("ops::pad_bottom_right_backward");
+  HAZE_REQUIRE(dx.rank() == 4 && dy.shape() == (Shape{dx.dim(0), dx.dim(1), dx.dim(2) + 1, dx.dim(3) + 1}),
+               "ops::pad_bottom_right_backward: dy ", dy.shape(), " is not dx ", dx.shape(), " plus one row and column");
+  B::for_each_index(dx.numel() / dx.dim(3), detail::CropBottomRight<T>{dy.data(), dx.data(), dx.dim(2), dx.dim(3)},
+                    dx.dim(3));
 }
 
 }  // namespace haze::ops

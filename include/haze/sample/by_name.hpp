@@ -4,8 +4,9 @@
 //   run_sampler<P>("dpmpp2m", schedule, steps, denoiser, x_T, gen)
 //   with_prediction("velocity", [&]<class P>(P) { ... })
 // Names: ddpm, ddim, euler, euler_a, heun, dpmpp2m, sde; epsilon, sample,
-// velocity. The sigma-space samplers use Karras spacing, the rest leading
-// spacing; steps = 0 means every training timestep where a sampler allows it.
+// velocity. By default the sigma-space samplers use Karras spacing, the rest
+// leading spacing (SamplerSettings changes both); steps = 0 means every
+// training timestep where a sampler allows it.
 
 #include <array>
 #include <string_view>
@@ -24,21 +25,67 @@ namespace haze::sample {
 inline constexpr std::array<std::string_view, 7> sampler_names = {"ddpm", "ddim", "euler", "euler_a",
                                                                   "heun", "dpmpp2m", "sde"};
 
-// clip_x0: clamp each step's x0 estimate to [-1, 1] (for image data; the SDE has no such step).
+// What run_sampler passes on to the sampler it picks (each takes the
+// fields that apply to it). The defaults are haze's command-line defaults;
+// a diffusers scheduler config gives its own (io::DiffusersScheduler).
+struct SamplerSettings {
+  int steps = 25;        // 0: every training timestep, where the sampler allows it
+  bool clip_x0 = false;  // clamp each step's x0 estimate to [-1, 1] (image data; the SDE has no such step)
+  Spacing spacing = Spacing::Leading;  // of the timesteps (and of the sigmas when karras is false)
+  int steps_offset = 0;                // added to a Leading grid (diffusers' steps_offset)
+  bool karras = true;                  // Karras sigmas for euler, euler_a, heun and dpmpp2m
+  Variance variance = Variance::FixedSmall;  // ddpm's
+  bool eps_from_clipped_x0 = true;     // ddim's (false: diffusers' use_clipped_model_output default)
+  bool set_alpha_to_one = true;        // ddim's final alpha_bar: 1, or (false) alpha_bar(0)
+  bool previous_by_stride = false;     // ddpm's and ddim's previous timestep: t - T / N (diffusers), not the next entry
+  Progress progress = {};
+};
+
 template <Prediction P, Real T, Backend B, Denoiser<T, B> D>
-Tensor<T, B> run_sampler(std::string_view name, const Schedule& schedule, int steps, D&& denoiser, Tensor<T, B> x,
-                         Generator& gen, bool clip_x0 = false, Progress progress = {}) {
-  const SigmaOptions sigma{.steps = steps, .karras = true, .clip_x0 = clip_x0, .progress = progress};
+Tensor<T, B> run_sampler(std::string_view name, const Schedule& schedule, const SamplerSettings& s, D&& denoiser,
+                         Tensor<T, B> x, Generator& gen) {
+  const SigmaOptions sigma{.steps = s.steps,
+                           .spacing = s.spacing,
+                           .steps_offset = s.steps_offset,
+                           .karras = s.karras,
+                           .clip_x0 = s.clip_x0,
+                           .progress = s.progress};
   if (name == "ddpm")
-    return Ddpm<P>(schedule, {.steps = steps, .clip_x0 = clip_x0, .progress = progress}).run(denoiser, std::move(x), gen);
+    return Ddpm<P>(schedule, {.steps = s.steps,
+                              .spacing = s.spacing,
+                              .steps_offset = s.steps_offset,
+                              .variance = s.variance,
+                              .clip_x0 = s.clip_x0,
+                              .previous_by_stride = s.previous_by_stride,
+                              .progress = s.progress})
+        .run(denoiser, std::move(x), gen);
   if (name == "ddim")
-    return Ddim<P>(schedule, {.steps = steps, .clip_x0 = clip_x0, .progress = progress}).run(denoiser, std::move(x), gen);
-  if (name == "sde") return ReverseSde<P>(schedule, {.steps = steps, .progress = progress}).run(denoiser, std::move(x), gen);
+    return Ddim<P>(schedule, {.steps = s.steps,
+                              .spacing = s.spacing,
+                              .steps_offset = s.steps_offset,
+                              .clip_x0 = s.clip_x0,
+                              .eps_from_clipped_x0 = s.eps_from_clipped_x0,
+                              .set_alpha_to_one = s.set_alpha_to_one,
+                              .previous_by_stride = s.previous_by_stride,
+                              .progress = s.progress})
+        .run(denoiser, std::move(x), gen);
+  if (name == "sde")
+    return ReverseSde<P>(schedule,
+                         {.steps = s.steps, .spacing = s.spacing, .steps_offset = s.steps_offset, .progress = s.progress})
+        .run(denoiser, std::move(x), gen);
   if (name == "euler") return Euler<P>(schedule, sigma).run(denoiser, std::move(x), gen);
   if (name == "euler_a") return EulerAncestral<P>(schedule, sigma).run(denoiser, std::move(x), gen);
   if (name == "heun") return Heun<P>(schedule, sigma).run(denoiser, std::move(x), gen);
   if (name == "dpmpp2m") return DpmSolverPP2M<P>(schedule, sigma).run(denoiser, std::move(x), gen);
   HAZE_FAIL("unknown sampler '", name, "' (known: ddpm, ddim, euler, euler_a, heun, dpmpp2m, sde)");
+}
+
+// With haze's defaults: leading timesteps, Karras sigmas.
+template <Prediction P, Real T, Backend B, Denoiser<T, B> D>
+Tensor<T, B> run_sampler(std::string_view name, const Schedule& schedule, int steps, D&& denoiser, Tensor<T, B> x,
+                         Generator& gen, bool clip_x0 = false, Progress progress = {}) {
+  return run_sampler<P>(name, schedule, SamplerSettings{.steps = steps, .clip_x0 = clip_x0, .progress = progress},
+                        std::forward<D>(denoiser), std::move(x), gen);
 }
 
 // Calls f(P{}) with the parameterization named `name`.

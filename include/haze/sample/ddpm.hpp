@@ -23,8 +23,11 @@ enum class Variance { FixedSmall, FixedLarge };
 struct DdpmOptions {
   int steps = 0;  // 0: every training timestep
   Spacing spacing = Spacing::Leading;
+  int steps_offset = 0;           // diffusers' steps_offset: added to a Leading grid
+  std::vector<int> timesteps{};   // given: these timesteps, from noisy to clean (steps, spacing unused)
   Variance variance = Variance::FixedSmall;
   bool clip_x0 = false;
+  bool previous_by_stride = false;  // diffusers' previous timestep t - T / N, not the next entry (timesteps.hpp)
   Progress progress = {};
 };
 
@@ -49,7 +52,7 @@ class Ddpm : public TimestepSampler<DdpmOptions> {
       const int t = ts_[i];
       const bool last = i + 1 == total;
       const double ab = schedule_.alpha_bar(t);
-      const double ab_prev = this->alpha_bar_next(i);
+      const double ab_prev = this->alpha_bar_next(i, options_.previous_by_stride);
       const double beta = 1 - ab / ab_prev, alpha = 1 - beta;
       const Tensor<T, B> out = checks.evaluate(denoiser, x, t, i, total);
       detail::split_prediction<P>(x, out, ab, x0);

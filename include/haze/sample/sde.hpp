@@ -22,6 +22,8 @@ namespace haze::sample {
 struct SdeOptions {
   int steps = 0;  // 0: every training timestep
   Spacing spacing = Spacing::Leading;
+  int steps_offset = 0;           // diffusers' steps_offset: added to a Leading grid
+  std::vector<int> timesteps{};   // given: these timesteps, from noisy to clean (steps, spacing unused)
   Progress progress = {};
 };
 

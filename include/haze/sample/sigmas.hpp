@@ -22,6 +22,8 @@ struct SigmaGrid {
 struct SigmaOptions {
   int steps = 25;
   Spacing spacing = Spacing::Leading;  // used when karras is false
+  int steps_offset = 0;                // diffusers' steps_offset: added to a Leading grid
+  std::vector<double> sigmas{};        // given: these sigmas, decreasing (steps, spacing and karras unused)
   bool karras = false;                 // Karras et al. 2022 eq. 5 spacing in sigma
   double rho = 7.0;
   bool clip_x0 = false;  // clamp the denoised estimate to [-1, 1] (image data; see below)
@@ -37,7 +39,17 @@ inline SigmaGrid sigma_grid(const Schedule& schedule, const SigmaOptions& option
   HAZE_REQUIRE(std::isfinite(schedule.sigma(T - 1)), sampler, ": sigma(t = ", T - 1, ") is infinite ",
                "(zero terminal SNR); sigma-space samplers cannot start there: use Ddim or Ddpm");
   SigmaGrid grid;
-  if (options.karras) {
+  if (!options.sigmas.empty()) {
+    const std::vector<double>& given = options.sigmas;
+    for (size_t i = 0; i < given.size(); ++i) {
+      HAZE_REQUIRE(std::isfinite(given[i]) && given[i] > 0, sampler, ": sigmas[", i, "] = ", given[i],
+                   " is not finite and > 0");
+      HAZE_REQUIRE(i == 0 || given[i] < given[i - 1], sampler, ": sigmas must decrease, but sigmas[", i, "] = ",
+                   given[i], " follows ", given[i - 1]);
+      grid.sigmas.push_back(given[i]);
+      grid.ts.push_back(schedule.t_at_sigma(given[i]));
+    }
+  } else if (options.karras) {
     HAZE_REQUIRE(options.steps >= 1 && options.steps <= T, sampler, ": need 1 <= steps <= ", T, ", got ",
                  options.steps);
     const int n = options.steps;
@@ -49,7 +61,7 @@ inline SigmaGrid sigma_grid(const Schedule& schedule, const SigmaOptions& option
       grid.ts.push_back(i == 0 ? T - 1 : (i == n - 1 ? 0.0 : schedule.t_at_sigma(s)));
     }
   } else {
-    for (int t : timesteps(T, options.steps, options.spacing)) {
+    for (int t : timesteps(T, options.steps, options.spacing, options.steps_offset)) {
       grid.sigmas.push_back(schedule.sigma(t));
       grid.ts.push_back(t);
     }

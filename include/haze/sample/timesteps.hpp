@@ -9,6 +9,7 @@
 // next entry of this array, and -1 (clean data, alpha_bar = 1) after the last
 // one; never t - T / N, which is wrong for Linspace and Trailing.
 
+#include <algorithm>
 #include <cmath>
 #include <string_view>
 #include <vector>
@@ -27,9 +28,12 @@ inline Spacing spacing_from_name(std::string_view name) {
   HAZE_FAIL("timestep spacing '", name, "' is unknown (known: leading, trailing, linspace)");
 }
 
-inline std::vector<int> timesteps(int train_steps, int steps, Spacing spacing) {
+// `offset` (diffusers' steps_offset) is added to a Leading grid only, as
+// diffusers does; every timestep must stay below train_steps.
+inline std::vector<int> timesteps(int train_steps, int steps, Spacing spacing, int offset = 0) {
   HAZE_REQUIRE(steps >= 1 && steps <= train_steps, "timesteps: need 1 <= steps <= ", train_steps,
                " (the schedule's length), got ", steps);
+  HAZE_REQUIRE(offset >= 0, "timesteps: steps_offset must be >= 0, got ", offset);
   std::vector<int> ts(static_cast<size_t>(steps));
   // std::nearbyint rounds halves to even, as numpy.round does.
   switch (spacing) {
@@ -41,7 +45,10 @@ inline std::vector<int> timesteps(int train_steps, int steps, Spacing spacing) {
     }
     case Spacing::Leading: {
       const int stride = train_steps / steps;
-      for (int i = 0; i < steps; ++i) ts[steps - 1 - i] = i * stride;
+      HAZE_REQUIRE((steps - 1) * stride + offset < train_steps, "timesteps: steps_offset ", offset, " moves the first of ",
+                   steps, " leading timesteps to ", (steps - 1) * stride + offset, ", past the schedule's last, ",
+                   train_steps - 1);
+      for (int i = 0; i < steps; ++i) ts[steps - 1 - i] = i * stride + offset;
       break;
     }
     case Spacing::Trailing: {
@@ -53,8 +60,21 @@ inline std::vector<int> timesteps(int train_steps, int steps, Spacing spacing) {
   return ts;
 }
 
+// A timestep grid given explicitly (diffusers' set_timesteps(timesteps=...)):
+// strictly decreasing, within [0, train_steps).
+inline const std::vector<int>& checked_timesteps(const std::vector<int>& ts, int train_steps, const char* who) {
+  for (size_t i = 0; i < ts.size(); ++i) {
+    HAZE_REQUIRE(ts[i] >= 0 && ts[i] < train_steps, who, ": timesteps[", i, "] = ", ts[i], " is outside [0, ",
+                 train_steps, ")");
+    HAZE_REQUIRE(i == 0 || ts[i] < ts[i - 1], who, ": timesteps must decrease, but timesteps[", i, "] = ", ts[i],
+                 " follows ", ts[i - 1]);
+  }
+  return ts;
+}
+
 // What Ddpm, Ddim and ReverseSde share: the schedule, their options and the
-// timesteps they visit (steps = 0 in the options means all of them).
+// timesteps they visit: options.timesteps when given, else options.steps of
+// options.spacing (steps = 0 means all of them) shifted by steps_offset.
 template <class Options>
 class TimestepSampler {
  public:
@@ -63,11 +83,25 @@ class TimestepSampler {
  protected:
   TimestepSampler(Schedule schedule, Options options)
       : schedule_(std::move(schedule)), options_(std::move(options)),
-        ts_(timesteps(schedule_.steps(), options_.steps == 0 ? schedule_.steps() : options_.steps, options_.spacing)) {}
+        ts_(!options_.timesteps.empty()
+                ? checked_timesteps(options_.timesteps, schedule_.steps(), "sampler")
+                : timesteps(schedule_.steps(), options_.steps == 0 ? schedule_.steps() : options_.steps,
+                            options_.spacing, options_.steps_offset)) {}
 
   int total() const { return static_cast<int>(ts_.size()); }
-  // alpha_bar at the timestep after step i: the next array entry, or 1 (clean data) after the last.
-  double alpha_bar_next(int i) const { return i + 1 < total() ? schedule_.alpha_bar(ts_[i + 1]) : 1.0; }
+  // The timestep after step i: the next array entry, or -1 (clean data)
+  // after the last. With `by_stride` (diffusers' DDPM and DDIM schedulers):
+  // t - T / N in integers, below 0 meaning clean data, which differs from
+  // the next entry where N does not divide T under trailing or linspace.
+  int previous_t(int i, bool by_stride = false) const {
+    if (by_stride) return std::max(ts_[i] - schedule_.steps() / total(), -1);
+    return i + 1 < total() ? ts_[i + 1] : -1;
+  }
+  // alpha_bar there: 1 (clean data) at -1, or `final` where a sampler says so.
+  double alpha_bar_next(int i, bool by_stride = false, double final = 1.0) const {
+    const int t = previous_t(i, by_stride);
+    return t >= 0 ? schedule_.alpha_bar(t) : final;
+  }
 
   Schedule schedule_;
   Options options_;
