@@ -134,6 +134,11 @@ expect(2 "--ema excludes --raw-weights" ${BIN}/haze-export-diffusers ${ckpt} ${W
 expect(0 "wrote ${WORK}/exported (EMA weights of ${ckpt}, step 3" ${BIN}/haze-export-diffusers ${ckpt} ${WORK}/exported --ema)
 expect(0 "wrote ${WORK}/exported.png (4 samples, ddpm, 3 steps" ${BIN}/haze-sample --diffusers ${WORK}/exported --n 4
        --steps 3 --out ${WORK}/exported.png)
+expect(0 "class 10 baked in" ${BIN}/haze-export-diffusers ${ckpt} ${WORK}/unconditional --ema --class null)
+expect(0 "wrote ${WORK}/unconditional.png (2 samples" ${BIN}/haze-sample --diffusers ${WORK}/unconditional --n 2
+       --steps 2 --out ${WORK}/unconditional.png)
+expect(1 "--class 'seven' is neither a class number nor null" ${BIN}/haze-export-diffusers ${ckpt} ${WORK}/x --ema
+       --class seven)
 expect(0 "wrote ${WORK}/cifar.png (2 samples, ddpm, 2 steps" ${BIN}/haze-sample
        --diffusers ${GOLDEN}/diffusers/ddpm_cifar10_narrow --n 2 --steps 2 --out ${WORK}/cifar.png)
 expect(1 "config.json: in_channels 2 and out_channels 1 differ" ${BIN}/haze-sample

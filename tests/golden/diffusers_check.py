@@ -139,7 +139,11 @@ def check_export(bin_dir, work, checkpoint):
             os.path.join(work, "loss.png"))
     folder = os.path.join(work, "exported")
     run(os.path.join(bin_dir, "haze-export-diffusers"), checkpoint, folder, "--ema")
-    pipeline = DDPMPipeline.from_pretrained(folder)
+    # DDPMPipeline passes no labels: a class-conditional model goes out with
+    # the null class baked in (the unconditional model guidance trained).
+    unconditional = os.path.join(work, "unconditional")
+    run(os.path.join(bin_dir, "haze-export-diffusers"), checkpoint, unconditional, "--ema", "--class", "null")
+    pipeline = DDPMPipeline.from_pretrained(unconditional)
     images = pipeline(batch_size=2, num_inference_steps=5, generator=torch.Generator().manual_seed(0),
                       output_type="np").images
     ok = images.shape[0] == 2 and bool(np.isfinite(images).all()) and images.min() >= 0 and images.max() <= 1
@@ -157,6 +161,12 @@ def check_export(bin_dir, work, checkpoint):
     haze = haze_forward(bin_dir, folder, work, x, t, labels)
     report("exported haze model in diffusers float32 vs haze float", haze["float"], y32, 1e-4)
     report("exported haze model in diffusers float64 vs haze double", haze["double"], y64, 1e-12)
+    if labels is not None:
+        null = torch.full((n,), config["num_class_embeds"] - 1)
+        y32, _ = diffusers_forward(unconditional, x, t, None, subfolder="unet")
+        haze = haze_forward(bin_dir, folder, work, x, t, null)
+        # the baked bias is one float rounding off the conditional model's sum
+        report("null class baked in, diffusers float32 vs haze float with the null label", haze["float"], y32, 1e-4)
 
 
 def main():

@@ -565,15 +565,44 @@ inline nlohmann::ordered_json diffusers_scheduler_config(const Schedule& schedul
           {"variance_type", "fixed_small"}};
 }
 
+// A class-conditional model with one class fixed, as an unconditional one:
+// the time embedding's output bias absorbs that class's row of the table
+// (temb = linear_2(...) + table[c] for every sample), so DDPMPipeline, which
+// passes no labels, samples class c, or with c = the null class the
+// unconditional model that classifier-free guidance trained. The sum is
+// taken in double and rounded once.
+inline void bake_class(Safetensors& weights, nn::UNetConfig& config, int64_t label) {
+  HAZE_REQUIRE(config.num_classes > 0, "export_diffusers: a class to bake in, but the model is unconditional");
+  HAZE_REQUIRE(label >= 0 && label <= config.num_classes, "export_diffusers: class ", label, " outside [0, ",
+               config.num_classes, "] (", config.num_classes, " is the null class)");
+  const TensorRecord& table = weights.at("class_embedding.weight");
+  TensorRecord* bias = nullptr;
+  for (TensorRecord& t : weights.tensors)
+    if (t.name == "time_embedding.linear_2.bias") bias = &t;
+  HAZE_REQUIRE(bias != nullptr, "export_diffusers: no time_embedding.linear_2.bias to bake the class into");
+  const std::vector<double> rows = table.to_real<double>(), b = bias->to_real<double>();
+  const int64_t width = int64_t(b.size());
+  std::vector<float> baked(b.size());
+  for (int64_t j = 0; j < width; ++j) baked[size_t(j)] = float(b[size_t(j)] + rows[size_t(label * width + j)]);
+  *bias = TensorRecord::from<float>(bias->name, bias->shape, baked);
+  std::erase_if(weights.tensors, [](const TensorRecord& t) { return t.name == "class_embedding.weight"; });
+  config.num_classes = 0;
+}
+
 // Writes a pipeline folder that DDPMPipeline.from_pretrained(dir) loads:
 // model_index.json, unet/config.json, unet/diffusion_pytorch_model.safetensors
 // and scheduler/scheduler_config.json. Each file is written atomically.
+// `baked_class`: export a class-conditional model as an unconditional one
+// sampling that class (bake_class above); DDPMPipeline needs that.
 template <Real T, Backend B>
 void export_diffusers(const std::filesystem::path& dir, nn::UNet<T, B>& model, const Schedule& schedule,
-                      std::string_view prediction, bool clip_sample = true) {
+                      std::string_view prediction, bool clip_sample = true,
+                      std::optional<int64_t> baked_class = std::nullopt) {
   namespace fs = std::filesystem;
   const nlohmann::ordered_json scheduler = diffusers_scheduler_config(schedule, prediction, clip_sample);
-  const Safetensors weights = diffusers_state_dict(model);
+  Safetensors weights = diffusers_state_dict(model);
+  nn::UNetConfig config = model.config();
+  if (baked_class) bake_class(weights, config, *baked_class);
   const auto write_json = [](const fs::path& path, const nlohmann::ordered_json& j) {
     const std::string text = j.dump(2) + "\n";
     write_file_atomically(path, std::as_bytes(std::span(text)));
@@ -585,7 +614,7 @@ void export_diffusers(const std::filesystem::path& dir, nn::UNet<T, B>& model, c
                  error.message());
   }
   save_safetensors(dir / "unet" / "diffusion_pytorch_model.safetensors", weights);
-  write_json(dir / "unet" / "config.json", diffusers_unet_config(model.config()));
+  write_json(dir / "unet" / "config.json", diffusers_unet_config(config));
   write_json(dir / "scheduler" / "scheduler_config.json", scheduler);
   write_json(dir / "model_index.json", {{"_class_name", "DDPMPipeline"},
                                         {"_diffusers_version", "0.27.2"},
