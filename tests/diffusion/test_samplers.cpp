@@ -341,8 +341,10 @@ TEST_CASE("samplers reject bad options and bad denoisers with the step named", "
   CHECK_THROWS_WITH(ddim.run(infinite, Tensor(), gen), mentions("the starting noise x_T is empty"));
 
   const Schedule zero_snr = Schedule::make("linear", 1000, {}, true);
-  CHECK_THROWS_WITH((sample::Euler<P>(zero_snr, sigma_options<sample::Euler<P>>(10))),
-                    mentions("sigma(t = 999) is infinite"));
+  CHECK_THROWS_WITH((sample::Euler<P>(zero_snr, {.sigmas = {5000.0, 1.0}})),
+                    mentions("Euler: sigma 5000 is above the schedule's largest, 4096"));
+  CHECK_THROWS_WITH((sample::Euler<P>(zero_snr, {.steps = 1000, .spacing = sample::Spacing::Trailing})),
+                    mentions("Euler: the sigma of t = 998, 15406") && mentions("take fewer steps"));
   const sample::Ddim<P> ddim_trailing(zero_snr, {.steps = 10, .spacing = sample::Spacing::Trailing});
   CHECK_THROWS_WITH(ddim_trailing.run(infinite, Tensor::zeros({2, 1}), gen),
                     mentions("where an epsilon prediction cannot give x0"));
@@ -363,6 +365,36 @@ TEST_CASE("zero terminal SNR with v-prediction samples from pure noise", "[sampl
   // 5 standard errors at n = 20000, plus 0.01 for 100 first-order steps.
   CHECK(std::abs(m.mean - 0.3) <= 5 * 0.5 / std::sqrt(20000.0));
   CHECK(std::abs(m.var - 0.25) <= 5 * 0.25 * std::sqrt(2.0 / 20000) + 0.01);
+}
+
+TEST_CASE("sigma-space samplers start a zero-terminal-SNR schedule at alpha_bar 2^-24", "[sampler][zero-snr]") {
+  // diffusers' clamp: sigma_max = sqrt((1 - 2^-24) / 2^-24), about 4096.
+  const Schedule zero_snr = Schedule::make("scaled_linear", 1000, {}, true);
+  using P = predict::Velocity;
+  const double smax = std::sqrt((1 - 0x1p-24) / 0x1p-24);
+  const sample::Euler<P> karras(zero_snr, {.steps = 25, .karras = true});
+  CHECK(karras.grid().sigmas.front() == smax);
+  CHECK(karras.grid().ts.front() == 999);
+  for (size_t i = 1; i + 1 < karras.grid().ts.size(); ++i) {  // t increases with sigma, within [0, 999]
+    CHECK(karras.grid().ts[i] < karras.grid().ts[i - 1]);
+    CHECK(karras.grid().ts[i] > 0);
+  }
+  const sample::Euler<P> trailing(zero_snr, {.steps = 25, .spacing = sample::Spacing::Trailing});
+  CHECK(trailing.grid().sigmas.front() == smax);
+  // and they sample: the exact-score Gaussian's moments, as DDIM's test above
+  // (tolerance: 5 standard errors plus 0.02 for 50 second-order steps).
+  const GaussianMixture data = GaussianMixture::gaussian(0.3, 0.5);
+  for (const char* name : {"heun", "dpmpp2m"}) {
+    INFO(name);
+    Generator gen{3};
+    auto denoiser = haze::test::exact_denoiser<P, double, Cpu>(data, zero_snr);
+    const sample::SamplerSettings settings{.steps = 50, .karras = true};
+    const Moments m =
+        moments(sample::run_sampler<P>(name, zero_snr, settings, denoiser, noise({20000, 1}, 4), gen).to_host());
+    INFO("mean " << m.mean << ", variance " << m.var);
+    CHECK(std::abs(m.mean - 0.3) <= 5 * 0.5 / std::sqrt(20000.0));
+    CHECK(std::abs(m.var - 0.25) <= 5 * 0.25 * std::sqrt(2.0 / 20000) + 0.02);
+  }
 }
 
 TEST_CASE("x0 clipping clamps the estimate to [-1, 1]", "[sampler]") {
@@ -469,11 +501,40 @@ TEST_CASE("run_sampler passes each of its settings to the sampler it picks", "[s
   CHECK(by_name("euler_a", settings) == direct(sample::EulerAncestral<P>(s, sigma)));
   CHECK(by_name("heun", settings) == direct(sample::Heun<P>(s, sigma)));
   CHECK(by_name("dpmpp2m", settings) == direct(sample::DpmSolverPP2M<P>(s, sigma)));
-  // and the short form keeps haze's defaults: Karras sigmas
+  // and the short form keeps haze's defaults: Karras sigmas on this schedule
   Generator gen{7, 1 << 20};
   auto denoiser = haze::test::exact_denoiser<P, double, Cpu>(data, s);
   CHECK(sample::run_sampler<P>("euler", s, 20, denoiser, noise({64, data.dim}, 7), gen).to_host() ==
         direct(sample::Euler<P>(s, {.steps = 20, .karras = true})));
+}
+
+TEST_CASE("Karras sigmas are the default only where the schedule's sigma_max is not huge", "[sampler][karras]") {
+  // Data N(0.3, 0.5^2), 20000 draws, 25 steps. On the cosine schedule
+  // (sigma_max ~2e4) Karras sigmas miss the variance by 40-45% for Euler and
+  // Heun; the leading grid by 12% and 0.2% (the first-order Euler's own
+  // discretisation error; standard error of the variance 0.7%). So the
+  // default there is the leading grid, and it stays within 15% for Euler and
+  // 3% for Heun, where Karras does not come within 35%.
+  const GaussianMixture data = GaussianMixture::gaussian(0.3, 0.5);
+  const Schedule cosine = Schedule::make("cosine", 1000);
+  CHECK_FALSE(sample::default_karras(cosine));
+  CHECK(sample::default_karras(linear_schedule()));
+  CHECK(sample::default_karras(Schedule::make("scaled_linear", 1000)));
+  using P = predict::Epsilon;
+  const auto variance = [&](const char* name, std::optional<bool> karras) {
+    Generator gen{1, 1 << 20};
+    auto denoiser = haze::test::exact_denoiser<P, double, Cpu>(data, cosine);
+    const sample::SamplerSettings settings{.steps = 25, .karras = karras};
+    return moments(sample::run_sampler<P>(name, cosine, settings, denoiser, noise({20000, data.dim}, 1), gen).to_host())
+        .var;
+  };
+  for (const auto& [name, bound] : {std::pair<const char*, double>{"euler", 0.15}, {"heun", 0.03}}) {
+    INFO(name);
+    const double by_default = variance(name, std::nullopt), karras = variance(name, true);
+    CHECK(by_default == variance(name, false));
+    CHECK(std::abs(by_default / 0.25 - 1) < bound);
+    CHECK(std::abs(karras / 0.25 - 1) > 0.35);
+  }
 }
 
 TEST_CASE("explicit grids, steps_offset and diffusers' previous timestep", "[sampler][timesteps]") {
@@ -496,6 +557,7 @@ TEST_CASE("explicit grids, steps_offset and diffusers' previous timestep", "[sam
   const std::vector<double> sigmas = {50.0, 3.0, 0.5, 0.02};
   const sample::Euler<P> euler(s, {.sigmas = sigmas});
   CHECK(euler.grid().sigmas == std::vector<double>{50.0, 3.0, 0.5, 0.02, 0.0});
+  CHECK(euler.timesteps_used() == euler.grid().ts);
   for (size_t i = 0; i < sigmas.size(); ++i) CHECK(s.sigma_at(euler.grid().ts[i]) == Approx(sigmas[i]).epsilon(1e-12));
   CHECK_THROWS_WITH(sample::Euler<P>(s, {.sigmas = {1.0, 2.0}}), mentions("sigmas must decrease, but sigmas[1] = 2"));
   CHECK_THROWS_WITH(sample::Heun<P>(s, {.sigmas = {1.0, -2.0}}), mentions("Heun: sigmas[1] = -2 is not finite and > 0"));

@@ -30,14 +30,30 @@ struct SigmaOptions {
   Progress progress = {};
 };
 
+// The alpha_bar the sigma-space samplers give a zero-terminal-SNR
+// schedule's last timestep, where alpha_bar is 0 and sigma infinite:
+// diffusers' 2^-24 (sigma about 4096), so that the grid starts somewhere.
+inline constexpr double zero_snr_terminal_alpha_bar = 0x1p-24;
+
 // karras: sigma_i = (smax^(1/rho) + i/(N-1) (smin^(1/rho) - smax^(1/rho)))^rho
 // between the schedule's own sigma(0) and sigma(T-1); otherwise the sigmas of
-// the spaced integer timesteps.
+// the spaced integer timesteps, or the given ones. sigma(T-1) is infinite on
+// a zero-terminal-SNR schedule: it is taken as sigma at alpha_bar 2^-24, and
+// a sigma above sigma(T-2) maps to a t between T-2 and T-1 by that value.
+// (diffusers does the same, and also lets sigma(T-2) exceed it, as the
+// linear schedule's does; haze refuses a grid that would not decrease.)
 inline SigmaGrid sigma_grid(const Schedule& schedule, const SigmaOptions& options, const char* sampler) {
   HAZE_REQUIRE(options.rho > 0, sampler, ": rho must be > 0, got ", options.rho);
   const int T = schedule.steps();
-  HAZE_REQUIRE(std::isfinite(schedule.sigma(T - 1)), sampler, ": sigma(t = ", T - 1, ") is infinite ",
-               "(zero terminal SNR); sigma-space samplers cannot start there: use Ddim or Ddpm");
+  const bool zero_snr = !std::isfinite(schedule.sigma(T - 1));
+  const double smax = zero_snr ? Schedule::sigma_of(zero_snr_terminal_alpha_bar) : schedule.sigma(T - 1);
+  const auto sigma_of_t = [&](int t) { return t == T - 1 ? smax : schedule.sigma(t); };
+  const auto t_of_sigma = [&](double sigma) {
+    HAZE_REQUIRE(sigma <= smax, sampler, ": sigma ", sigma, " is above the schedule's largest, ", smax);
+    if (!zero_snr || T < 2 || sigma <= schedule.sigma(T - 2)) return schedule.t_at_sigma(sigma);
+    const double low = std::log(schedule.sigma(T - 2));
+    return T - 2 + (std::log(sigma) - low) / (std::log(smax) - low);
+  };
   SigmaGrid grid;
   if (!options.sigmas.empty()) {
     const std::vector<double>& given = options.sigmas;
@@ -47,22 +63,27 @@ inline SigmaGrid sigma_grid(const Schedule& schedule, const SigmaOptions& option
       HAZE_REQUIRE(i == 0 || given[i] < given[i - 1], sampler, ": sigmas must decrease, but sigmas[", i, "] = ",
                    given[i], " follows ", given[i - 1]);
       grid.sigmas.push_back(given[i]);
-      grid.ts.push_back(schedule.t_at_sigma(given[i]));
+      grid.ts.push_back(t_of_sigma(given[i]));
     }
   } else if (options.karras) {
     HAZE_REQUIRE(options.steps >= 1 && options.steps <= T, sampler, ": need 1 <= steps <= ", T, ", got ",
                  options.steps);
     const int n = options.steps;
-    const double smin = schedule.sigma(0), smax = schedule.sigma(T - 1);
+    const double smin = schedule.sigma(0);
     const double a = std::pow(smax, 1 / options.rho), b = std::pow(smin, 1 / options.rho);
     for (int i = 0; i < n; ++i) {
       double s = i == 0 ? smax : (i == n - 1 ? smin : std::pow(a + double(i) / (n - 1) * (b - a), options.rho));
       grid.sigmas.push_back(s);
-      grid.ts.push_back(i == 0 ? T - 1 : (i == n - 1 ? 0.0 : schedule.t_at_sigma(s)));
+      grid.ts.push_back(i == 0 ? T - 1 : (i == n - 1 ? 0.0 : t_of_sigma(s)));
     }
   } else {
     for (int t : timesteps(T, options.steps, options.spacing, options.steps_offset)) {
-      grid.sigmas.push_back(schedule.sigma(t));
+      // (On a zero-terminal-SNR linear schedule sigma(T-2) is above the
+      // clamped sigma(T-1): a grid with both would not decrease.)
+      HAZE_REQUIRE(grid.sigmas.empty() || sigma_of_t(t) < grid.sigmas.back(), sampler, ": the sigma of t = ", t, ", ",
+                   sigma_of_t(t), ", is not below the previous step's ", grid.sigmas.back(),
+                   " (zero terminal SNR clamps sigma(", T - 1, ") to ", smax, "): take fewer steps");
+      grid.sigmas.push_back(sigma_of_t(t));
       grid.ts.push_back(t);
     }
   }
@@ -76,6 +97,9 @@ class SigmaSampler {
  public:
   using Options = SigmaOptions;
   const SigmaGrid& grid() const { return grid_; }
+  // The timesteps the denoiser is called at, as every sampler says them
+  // (here possibly fractional; TimestepSampler's are integers).
+  const std::vector<double>& timesteps_used() const { return grid_.ts; }
 
  protected:
   SigmaSampler(Schedule schedule, Options options, const char* name)
