@@ -94,6 +94,17 @@ CASES = [
                                        prediction_type="sample")),
         x=(2, 1, 8, 8), t=[1.0, 600.0], labels=None,
     ),
+    dict(
+        name="scale_shift",
+        description="resnet_time_scale_shift scale_shift (so the mid attention has no GroupNorm), attention at"
+                    " level 1 with attention_head_dim 4, 2 levels",
+        dtype=torch.float32,
+        config=dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                    down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                    attention_head_dim=4, norm_num_groups=4, resnet_time_scale_shift="scale_shift"),
+        scheduler=(DDPMScheduler, dict(num_train_timesteps=1000, beta_schedule="linear")),
+        x=(2, 1, 8, 8), t=[5.0, 700.0], labels=None,
+    ),
 ]
 
 

@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> golden_cases = {"ddpm_cifar10_narrow", "class_conditional_bf16", "no_mid_attention_f16"};
+const std::vector<std::string> golden_cases = {"ddpm_cifar10_narrow", "class_conditional_bf16", "no_mid_attention_f16",
+                                               "scale_shift"};
 
 fs::path golden_folder(const std::string& name) { return fs::path(HAZE_GOLDEN_DIR) / "diffusers" / name; }
 
@@ -116,8 +117,12 @@ TEST_CASE("diffusers: config.json options map to UNetConfig", "[diffusers]") {
   CHECK_FALSE(plain.mid_attention);
   CHECK(plain.dropout == 0.1);
 
+  const nn::UNetConfig shift = io::unet_config_from_diffusers(golden_config("scale_shift"), "config.json");
+  CHECK(shift.scale_shift);
+  CHECK(shift.mid_attention_groups() == 0);  // diffusers' mid attention has no GroupNorm then
+
   // Written back, each reads as itself.
-  for (const nn::UNetConfig& c : {ddpm, cond, plain})
+  for (const nn::UNetConfig& c : {ddpm, cond, plain, shift})
     CHECK(io::unet_config_from_diffusers(nlohmann::json::parse(io::diffusers_unet_config(c).dump()), "again") == c);
 }
 
@@ -131,8 +136,8 @@ TEST_CASE("diffusers: options haze cannot reproduce are errors naming the option
   const auto read = [](const nlohmann::json& j) { return io::unet_config_from_diffusers(j, "m/config.json"); };
   CHECK_THROWS_WITH(read(with("time_embedding_type", "fourier")),
                     mentions("m/config.json: option 'time_embedding_type' = \"fourier\" is not supported by haze"));
-  CHECK_THROWS_WITH(read(with("resnet_time_scale_shift", "scale_shift")),
-                    mentions("option 'resnet_time_scale_shift' = \"scale_shift\" is not supported"));
+  CHECK_THROWS_WITH(read(with("resnet_time_scale_shift", "ada_group")),
+                    mentions("option 'resnet_time_scale_shift' = \"ada_group\" is not supported"));
   CHECK_THROWS_WITH(read(with("class_embed_type", "timestep")), mentions("option 'class_embed_type' = \"timestep\""));
   CHECK_THROWS_WITH(read(with("act_fn", "mish")), mentions("option 'act_fn' = \"mish\""));
   CHECK_THROWS_WITH(read(with("upsample_type", "resnet")), mentions("option 'upsample_type' = \"resnet\""));

@@ -173,6 +173,8 @@ TEST_CASE("Attention backward matches finite differences", "[nn][gradcheck]") {
   check_layer(attention, {2, 8, 4, 3}, 16);
   nn::Attention<double, Cpu> scaled(8, 8, 2, 1e-5, 1.5);  // one head, output / 1.5 (a mid block's)
   check_layer(scaled, {2, 8, 4, 3}, 16);
+  nn::Attention<double, Cpu> unnormed(8, 4, 0);  // no GroupNorm (a scale_shift mid block's)
+  check_layer(unnormed, {2, 8, 4, 3}, 16);
 }
 
 TEST_CASE("Downsample and Upsample backward match finite differences", "[nn][gradcheck]") {
@@ -191,9 +193,16 @@ TEST_CASE("TimestepEmbedding backward matches finite differences", "[nn][gradche
 
 TEST_CASE("ResBlock backward matches finite differences, time embedding included", "[nn][gradcheck]") {
   // identity shortcut, a 1x1 conv shortcut, and a mid block's output scale
-  for (const auto& [out_channels, output_scale] : {std::pair<int64_t, double>{4, 1}, {8, 1}, {4, 1.5}}) {
-    CAPTURE(out_channels, output_scale);
-    nn::ResBlock<double, Cpu> block(4, out_channels, 16, 2, 1e-5, 0.0, output_scale);
+  // and the "scale_shift" time embedding
+  struct Case {
+    int64_t out_channels;
+    double output_scale;
+    bool scale_shift;
+  };
+  for (const Case& c : {Case{4, 1, false}, Case{8, 1, false}, Case{4, 1.5, false}, Case{4, 1, true}, Case{8, 1, true}}) {
+    CAPTURE(c.out_channels, c.output_scale, c.scale_shift);
+    const int64_t out_channels = c.out_channels;
+    nn::ResBlock<double, Cpu> block(4, out_channels, 16, 2, 1e-5, 0.0, c.output_scale, c.scale_shift);
     haze::test::deterministic_init(block);
     Tensor x = random_input({2, 4, 6, 5}, 1), temb = random_input({2, 16}, 2);
     const auto report = haze::verify::gradcheck<double, Cpu>(

@@ -68,6 +68,7 @@ TEST_CASE("every layer on Device equals Cpu, forward and backward", "[device][nn
   check_layer<nn::Downsample>({2, 4, 6, 6}, 4);
   check_layer<nn::Downsample>({2, 4, 6, 7}, 4, 0);
   check_layer<nn::Attention>({2, 8, 4, 3}, 8, 8, 2, 1e-5, 1.5);
+  check_layer<nn::Attention>({2, 8, 4, 3}, 8, 4, 0, 1e-5);
   check_layer<nn::Upsample>({2, 4, 3, 3}, 4);
   check_layer<nn::TimestepEmbedding>({3, 16}, 16, 32);
   check_layer<nn::GlobalAvgPool>({2, 6, 5, 4});
@@ -119,22 +120,25 @@ TEST_CASE("the Fashion-MNIST classifier on Device equals Cpu, forward and backwa
 }
 
 TEST_CASE("ResBlock on Device equals Cpu, with the time-embedding gradient", "[device][nn]") {
-  nn::ResBlock<float, Device> device_block(4, 8, 16, 2);
-  nn::ResBlock<float, Cpu> cpu_block(4, 8, 16, 2);
-  haze::test::deterministic_init(device_block);
-  const auto run = [&](auto& block) {
-    using B = typename std::remove_reference_t<decltype(block)>::backend_type;
-    const auto x = Tensor<B>::from_host({2, 4, 6, 5}, haze::test::uniform<float>(240, 5));
-    const auto temb = Tensor<B>::from_host({2, 16}, haze::test::uniform<float>(32, 6));
-    Tensor<B> y = block.forward(x, temb);
-    Tensor<B> dx = block.backward(Tensor<B>::from_host(y.shape(), haze::test::uniform<float>(y.numel(), 7)));
-    std::vector<std::pair<std::string, Tensor<B>>> out;
-    out.emplace_back("output", std::move(y));
-    out.emplace_back("grad input", std::move(dx));
-    out.emplace_back("grad temb", block.backward_temb().clone());
-    return out;
-  };
-  require_ok(haze::verify::against_cpu(device_block, cpu_block, run, 1e-5));
+  for (const bool scale_shift : {false, true}) {
+    INFO("scale_shift " << scale_shift);
+    nn::ResBlock<float, Device> device_block(4, 8, 16, 2, 1e-5, 0.0, 1.0, scale_shift);
+    nn::ResBlock<float, Cpu> cpu_block(4, 8, 16, 2, 1e-5, 0.0, 1.0, scale_shift);
+    haze::test::deterministic_init(device_block);
+    const auto run = [&](auto& block) {
+      using B = typename std::remove_reference_t<decltype(block)>::backend_type;
+      const auto x = Tensor<B>::from_host({2, 4, 6, 5}, haze::test::uniform<float>(240, 5));
+      const auto temb = Tensor<B>::from_host({2, 16}, haze::test::uniform<float>(32, 6));
+      Tensor<B> y = block.forward(x, temb);
+      Tensor<B> dx = block.backward(Tensor<B>::from_host(y.shape(), haze::test::uniform<float>(y.numel(), 7)));
+      std::vector<std::pair<std::string, Tensor<B>>> out;
+      out.emplace_back("output", std::move(y));
+      out.emplace_back("grad input", std::move(dx));
+      out.emplace_back("grad temb", block.backward_temb().clone());
+      return out;
+    };
+    require_ok(haze::verify::against_cpu(device_block, cpu_block, run, 1e-5));
+  }
 }
 
 TEST_CASE("the tiny UNet on Device equals Cpu, forward and backward", "[device][nn][unet]") {
@@ -184,6 +188,12 @@ TEST_CASE("the UNet with diffusers' options on Device equals Cpu, forward and ba
   nn::UNet<float, Device> without(config);
   haze::test::deterministic_init(without);
   require_ok(haze::verify::against_cpu(without, x, t, labels, 1e-4));
+  config.mid_attention = true;
+  config.attn_norm_num_groups = 0;
+  config.scale_shift = true;  // ResBlocks with a scale and a shift, a mid attention without GroupNorm
+  nn::UNet<float, Device> shifted(config);
+  haze::test::deterministic_init(shifted);
+  require_ok(haze::verify::against_cpu(shifted, x, t, labels, 1e-4));
 }
 
 TEST_CASE("against_cpu pins a difference to the first block that has it", "[device][nn][unet]") {

@@ -154,6 +154,14 @@ TEST_CASE("the UNet's backward matches finite differences with diffusers' option
     const auto x = haze::Tensor<double, Cpu>::from_host({2, 1, 16, 16}, haze::test::uniform<double>(512, 77));
     CHECK(check_unet_gradients(unet, x.clone()) == (mid_attention ? 146u : 136u));  // the mid attention has 10 tensors
   }
+  // scale_shift: each ResBlock's projection gives a scale and a shift, and
+  // the mid attention has no GroupNorm (2 tensors fewer).
+  nn::UNetConfig shift = tiny_conditional();
+  shift.scale_shift = true;
+  nn::UNet<double, Cpu> unet(shift);
+  haze::test::deterministic_init(unet);
+  const auto x = haze::Tensor<double, Cpu>::from_host({2, 1, 16, 16}, haze::test::uniform<double>(512, 78));
+  CHECK(check_unet_gradients(unet, x.clone()) == 144u);
 }
 
 TEST_CASE("UNet rejects bad configurations and inputs", "[nn][unet][errors]") {

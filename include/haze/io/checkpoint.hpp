@@ -63,6 +63,7 @@ inline std::string unet_config_json(const nn::UNetConfig& c) {
   if (c.mid_attention != d.mid_attention) j["mid_attention"] = c.mid_attention;
   if (c.attn_norm_num_groups != d.attn_norm_num_groups) j["attn_norm_num_groups"] = c.attn_norm_num_groups;
   if (c.center_input_sample != d.center_input_sample) j["center_input_sample"] = c.center_input_sample;
+  if (c.scale_shift != d.scale_shift) j["scale_shift"] = c.scale_shift;
   if (c.sample_size != d.sample_size) j["sample_size"] = c.sample_size;
   if (c.sample_width != d.sample_width) j["sample_width"] = c.sample_width;
   return j.dump();
@@ -91,6 +92,7 @@ inline nn::UNetConfig unet_config_from_json(std::string_view text, std::string_v
     c.mid_attention = j.value("mid_attention", c.mid_attention);
     c.attn_norm_num_groups = j.value("attn_norm_num_groups", c.attn_norm_num_groups);
     c.center_input_sample = j.value("center_input_sample", c.center_input_sample);
+    c.scale_shift = j.value("scale_shift", c.scale_shift);
     c.sample_size = j.value("sample_size", c.sample_size);
     c.sample_width = j.value("sample_width", c.sample_width);
   } catch (const nlohmann::json::exception& e) {

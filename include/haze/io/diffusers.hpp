@@ -186,8 +186,10 @@ inline nn::UNetConfig unet_config_from_diffusers(const nlohmann::json& j, std::s
   r.require<std::string>("act_fn", "silu", {"silu"}, "haze's blocks use SiLU");
   r.require<std::string>("time_embedding_type", "positional", {"positional"},
                          "haze has the sinusoidal time embedding only");
-  r.require<std::string>("resnet_time_scale_shift", "default", {"default"},
-                         "haze's ResBlocks add the time embedding");
+  const std::string shift = r.get<std::string>("resnet_time_scale_shift", "default");
+  HAZE_REQUIRE(shift == "default" || shift == "scale_shift", source, ": option 'resnet_time_scale_shift' = \"",
+               shift, "\" is not supported by haze (default, scale_shift)");
+  c.scale_shift = shift == "scale_shift";
   r.require<std::string>("downsample_type", "conv", {"conv"}, "haze downsamples with a stride-2 conv");
   r.require<std::string>("upsample_type", "conv", {"conv"}, "haze upsamples with nearest 2x and a conv");
   r.ignore({"num_train_timesteps"});  // only the "learned" time embedding reads it
@@ -250,7 +252,7 @@ inline nlohmann::ordered_json diffusers_unet_config(const nn::UNetConfig& c) {
           {"num_class_embeds", null_if_zero(c.num_class_embeds())},
           {"num_train_timesteps", nullptr},
           {"out_channels", c.out_channels},
-          {"resnet_time_scale_shift", "default"},
+          {"resnet_time_scale_shift", c.scale_shift ? "scale_shift" : "default"},
           {"sample_size", c.sample_width > 0 ? nlohmann::ordered_json({c.sample_size, c.sample_width})
                                               : null_if_zero(c.sample_size)},
           {"time_embedding_type", "positional"},

@@ -1,6 +1,6 @@
 #pragma once
 // Spatial self-attention block, as diffusers' Attention on the U-Net's
-// feature maps (residual connection, GroupNorm first):
+// feature maps (residual connection, GroupNorm first unless groups = 0):
 //   h = GroupNorm(x) viewed as tokens [N, S = H W, C]
 //   q, k, v = to_q(h), to_k(h), to_v(h)           (Linear C -> C each)
 //   per head (d = head_dim channels):  P = softmax(q k^T / sqrt(d)),  o = P v
@@ -13,6 +13,7 @@
 // handles on their inputs.
 
 #include <cmath>
+#include <optional>
 
 #include "haze/nn/group_norm.hpp"
 #include "haze/nn/linear.hpp"
@@ -30,10 +31,11 @@ class Attention {
   Attention(int64_t channels, int64_t head_dim, int64_t groups, double eps = 1e-5, double output_scale = 1.0)
       : channels_(channels), head_dim_(head_dim), heads_(head_dim > 0 ? channels / head_dim : 0),
         output_scale_(output_scale),
-        group_norm_(groups, channels, eps), to_q_(channels, channels), to_k_(channels, channels),
+        to_q_(channels, channels), to_k_(channels, channels),
         to_v_(channels, channels), to_out_(channels, channels) {
     HAZE_REQUIRE(head_dim > 0 && channels % head_dim == 0, "Attention: attention_head_dim ", head_dim,
                  " does not divide ", channels, " channels");
+    if (groups > 0) group_norm_.emplace(groups, channels, eps);
     HAZE_REQUIRE(std::isfinite(output_scale) && output_scale > 0,
                  "Attention: output_scale must be finite and > 0, got ", output_scale);
   }
@@ -72,14 +74,14 @@ class Attention {
     ops::axpy(T(1), to_v_.backward(dv), dh);
     Tensor<T, B> dh_channels({n, c, s});
     ops::transpose12(dh.reshape({n, s, c}), dh_channels);
-    Tensor<T, B> dx = group_norm_.backward(dh_channels.reshape(shape_));
+    Tensor<T, B> dx = group_norm_ ? group_norm_->backward(dh_channels.reshape(shape_)) : dh_channels.reshape(shape_);
     ops::axpy(T(1), dy, dx);  // the residual path
     q_ = Tensor<T, B>(), k_ = Tensor<T, B>(), v_ = Tensor<T, B>(), p_ = Tensor<T, B>();
     return dx;
   }
 
   void parameters(Parameters<T, B>& out, std::string_view prefix) {
-    group_norm_.parameters(out, join_name(prefix, "group_norm"));
+    if (group_norm_) group_norm_->parameters(out, join_name(prefix, "group_norm"));
     to_q_.parameters(out, join_name(prefix, "to_q"));
     to_k_.parameters(out, join_name(prefix, "to_k"));
     to_v_.parameters(out, join_name(prefix, "to_v"));
@@ -92,9 +94,13 @@ class Attention {
     HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == channels_, "Attention: expects input [N, ", channels_,
                  ", H, W], got ", x.shape());
     const int64_t n = x.dim(0), s = x.dim(2) * x.dim(3), c = channels_;
-    const Tensor<T, B> normed = training ? group_norm_.forward(x) : group_norm_.infer(x);
     Tensor<T, B> tokens({n, s, c});
-    ops::transpose12(normed.reshape({n, c, s}), tokens);
+    if (group_norm_) {
+      const Tensor<T, B> normed = training ? group_norm_->forward(x) : group_norm_->infer(x);
+      ops::transpose12(normed.reshape({n, c, s}), tokens);
+    } else {
+      ops::transpose12(x.reshape({n, c, s}), tokens);
+    }
     const Tensor<T, B> flat = tokens.reshape({n * s, c});
     Tensor<T, B> q = training ? to_q_.forward(flat) : to_q_.infer(flat);
     Tensor<T, B> k = training ? to_k_.forward(flat) : to_k_.infer(flat);
@@ -140,7 +146,7 @@ class Attention {
 
   int64_t channels_, head_dim_, heads_;
   double output_scale_;
-  GroupNorm<T, B> group_norm_;
+  std::optional<GroupNorm<T, B>> group_norm_;  // none with groups = 0 (diffusers' norm_num_groups None)
   Linear<T, B> to_q_, to_k_, to_v_, to_out_;
   Tensor<T, B> q_, k_, v_, p_;  // [N S, C] x 3 and [N, heads, S, S]
   Shape shape_;                 // forward input shape

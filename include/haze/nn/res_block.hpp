@@ -3,6 +3,9 @@
 //   h = conv1(SiLU(norm1(x)))
 //   h = h + time_emb_proj(SiLU(temb))[:, :, None, None]
 //   h = conv2(dropout(SiLU(norm2(h))))
+// or "scale_shift" (time_emb_proj then gives 2 C values per sample, the
+// scales first):
+//   h = conv2(dropout(SiLU(norm2(h) (1 + scale) + shift)))
 //   y = (shortcut(x) + h) / output_scale,  shortcut = 1x1 conv_shortcut when channels change, else identity
 //   (output_scale: diffusers' output_scale_factor, 1 but in a mid block)
 // backward walks the same chain in reverse; dy reaches both the residual
@@ -47,10 +50,12 @@ class ResBlock {
   using backend_type = B;
 
   ResBlock(int64_t in_channels, int64_t out_channels, int64_t temb_channels, int64_t groups, double eps = 1e-5,
-           double dropout = 0.0, double output_scale = 1.0)
-      : in_(in_channels), out_(out_channels), dropout_(dropout), output_scale_(output_scale), norm1_(groups, in_channels, eps, NormActivation::silu),
-        conv1_(in_channels, out_channels, 3, 1, 1), time_emb_proj_(temb_channels, out_channels),
-        norm2_(groups, out_channels, eps, NormActivation::silu), conv2_(out_channels, out_channels, 3, 1, 1) {
+           double dropout = 0.0, double output_scale = 1.0, bool scale_shift = false)
+      : in_(in_channels), out_(out_channels), dropout_(dropout), output_scale_(output_scale), scale_shift_(scale_shift),
+        norm1_(groups, in_channels, eps, NormActivation::silu), conv1_(in_channels, out_channels, 3, 1, 1),
+        time_emb_proj_(temb_channels, scale_shift ? 2 * out_channels : out_channels),
+        norm2_(groups, out_channels, eps, scale_shift ? NormActivation::none : NormActivation::silu),
+        conv2_(out_channels, out_channels, 3, 1, 1) {
     HAZE_REQUIRE(dropout >= 0 && dropout < 1, "ResBlock: dropout must be in [0, 1), got ", dropout);
     HAZE_REQUIRE(std::isfinite(output_scale) && output_scale > 0, "ResBlock: output_scale must be finite and > 0, got ",
                  output_scale);
@@ -85,10 +90,22 @@ class ResBlock {
       ops::mul(dh, mask_, dh);
       mask_ = Tensor<T, B>();
     }
-    dh = norm2_.backward(dh);
-    // h = conv1(...) + proj(temb) broadcast: the projection's gradient sums dh over H, W.
-    Tensor<T, B> dproj({dh.dim(0), out_});
-    ops::sum_axes(dh, 1, dh.dim(0) * out_, dh.dim(2) * dh.dim(3), dproj);
+    Tensor<T, B> dproj;
+    if (scale_shift_) {
+      // h2 = normed (1 + scale) + shift: both halves of the projection's
+      // gradient are sums over H, W (dscale of dh2 normed, dshift of dh2).
+      dh = silu2_.backward(dh);
+      Tensor<T, B> dnormed(dh.shape());
+      dproj = Tensor<T, B>(proj_.shape());
+      ops::scale_shift_per_sample_channel_backward(dh, normed_, proj_, dnormed, dproj);
+      normed_ = Tensor<T, B>(), proj_ = Tensor<T, B>();
+      dh = norm2_.backward(dnormed);
+    } else {
+      dh = norm2_.backward(dh);
+      // h = conv1(...) + proj(temb) broadcast: the projection's gradient sums dh over H, W.
+      dproj = Tensor<T, B>({dh.dim(0), out_});
+      ops::sum_axes(dh, 1, dh.dim(0) * out_, dh.dim(2) * dh.dim(3), dproj);
+    }
     dtemb_ = silu_temb_.backward(time_emb_proj_.backward(dproj));
     Tensor<T, B> dx = norm1_.backward(conv1_.backward(dh));
     if (shortcut_) ops::axpy(T(1), shortcut_->backward(dy), dx);
@@ -118,9 +135,18 @@ class ResBlock {
     const auto step = [training](auto& layer, const Tensor<T, B>& in) {
       return training ? layer.forward(in) : layer.infer(in);
     };
-    Tensor<T, B> h = step(conv1_, step(norm1_, x));  // norm1 and norm2 end in SiLU
-    ops::add_per_sample_channel(h, step(time_emb_proj_, step(silu_temb_, temb)));
-    h = step(norm2_, h);
+    Tensor<T, B> h = step(conv1_, step(norm1_, x));  // norm1 ends in SiLU; norm2 too unless scale_shift
+    Tensor<T, B> proj = step(time_emb_proj_, step(silu_temb_, temb));
+    if (scale_shift_) {
+      Tensor<T, B> normed = step(norm2_, h);
+      Tensor<T, B> shifted(normed.shape());
+      ops::scale_shift_per_sample_channel(normed, proj, shifted);
+      h = step(silu2_, shifted);
+      if (training) normed_ = std::move(normed), proj_ = std::move(proj);
+    } else {
+      ops::add_per_sample_channel(h, proj);
+      h = step(norm2_, h);
+    }
     if (training && gen && dropout_ > 0) {
       HAZE_REQUIRE(share.batch == 0 || (share.first >= 0 && share.first + h.dim(0) <= share.batch),
                    "ResBlock: share of ", h.dim(0), " images from ", share.first, " lies outside a batch of ",
@@ -141,14 +167,17 @@ class ResBlock {
 
   int64_t in_, out_;
   double dropout_, output_scale_;
+  bool scale_shift_;
   GroupNorm<T, B> norm1_;  // and SiLU
   Conv2d<T, B> conv1_;
   SiLU<T, B> silu_temb_;
   Linear<T, B> time_emb_proj_;
-  GroupNorm<T, B> norm2_;  // and SiLU
+  GroupNorm<T, B> norm2_;  // and SiLU, unless scale_shift
+  SiLU<T, B> silu2_;       // scale_shift's SiLU, after the scale and shift
   Conv2d<T, B> conv2_;
   std::optional<Conv2d<T, B>> shortcut_;
   Tensor<T, B> mask_;   // dropout mask of the forward, if any
+  Tensor<T, B> normed_, proj_;  // scale_shift: norm2's output and the projection, for backward
   Tensor<T, B> dtemb_;  // dL/dtemb of the last backward
   bool cached_ = false;
 };

@@ -64,7 +64,8 @@ class UNet {
     const int64_t E = config_.time_embed_dim();
     if (config_.num_classes > 0) class_embedding_.emplace(config_.num_classes, E);
     const auto resblock = [&](int64_t in, int64_t out, double output_scale = 1) {
-      return ResBlock<T, B>(in, out, E, config_.norm_groups, config_.norm_eps, config_.dropout, output_scale);
+      return ResBlock<T, B>(in, out, E, config_.norm_groups, config_.norm_eps, config_.dropout, output_scale,
+                            config_.scale_shift);
     };
     const auto attention = [&](int64_t channels) {
       return Attention<T, B>(channels, config_.head_dim(channels), config_.norm_groups, config_.norm_eps);

@@ -42,7 +42,12 @@ struct UNetConfig {
   int downsample_padding = 1;
   double mid_block_scale_factor = 1;  // the mid block's ResBlocks and attention divide their output by it
   bool mid_attention = true;          // add_attention: false drops the mid block's attention
-  int64_t attn_norm_num_groups = 0;   // the mid attention's GroupNorm groups; 0: norm_groups
+  // the mid attention's GroupNorm groups; 0: norm_groups, or with
+  // scale_shift no GroupNorm at all (diffusers' rule)
+  int64_t attn_norm_num_groups = 0;
+  // resnet_time_scale_shift "scale_shift": each ResBlock's time projection
+  // gives a scale and a shift applied after norm2, instead of an add before it
+  bool scale_shift = false;
   bool center_input_sample = false;   // the input goes in as 2 x - 1
   // The image size the model was made for (0: not said), height by
   // sample_width (0: square); forward takes any size the levels divide.
@@ -58,7 +63,9 @@ struct UNetConfig {
   }
   // The head width of an attention block over `channels` channels.
   int64_t head_dim(int64_t channels) const { return attention_head_dim > 0 ? attention_head_dim : channels; }
-  int64_t mid_attention_groups() const { return attn_norm_num_groups > 0 ? attn_norm_num_groups : norm_groups; }
+  int64_t mid_attention_groups() const {
+    return attn_norm_num_groups > 0 ? attn_norm_num_groups : scale_shift ? 0 : norm_groups;
+  }
   int64_t num_class_embeds() const { return num_classes > 0 ? num_classes + 1 : 0; }
 
   // in 1, 16x16, channels (16, 32), 1 layer per block, attention at level 1, head_dim 8, groups 4
@@ -104,7 +111,7 @@ struct UNetConfig {
     if (mid_attention) {
       require_heads(block_out_channels.back(), "the mid block's attention");
       HAZE_REQUIRE(in_range(attn_norm_num_groups, 0, max_channels) &&
-                       block_out_channels.back() % mid_attention_groups() == 0,
+                       (mid_attention_groups() == 0 || block_out_channels.back() % mid_attention_groups() == 0),
                    where, ": attn_norm_num_groups ", attn_norm_num_groups, " does not divide the mid block's ",
                    block_out_channels.back(), " channels");
     }

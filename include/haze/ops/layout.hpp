@@ -7,6 +7,8 @@
 //   pad_bottom_right and its adjoint                 (Downsample with diffusers' downsample_padding 0)
 //   add_bias       y[.., c] += b[c] over the last axis, or per channel of NCHW
 //   add_per_sample_channel  y[n, c, h, w] += v[n, c] (the time embedding in a ResBlock)
+//   scale_shift_per_sample_channel and its backward
+//                  y[n, c] = x[n, c] (1 + v[n, c]) + v[n, C + c] (a ResBlock's "scale_shift" time embedding)
 
 #include <cstdint>
 
@@ -168,6 +170,41 @@ struct AddRowBiasRow {  // the Cpu's form: one row of y per call
 };
 
 template <class T>
+struct ScaleShift {  // one plane (n, c) per call: y = x (1 + scale) + shift
+  const T* x;
+  const T* v;  // [N, 2C]: the scales, then the shifts
+  T* y;
+  int64_t C, plane;
+  HAZE_HD void operator()(int64_t run) const {
+    const int64_t n = run / C, c = run % C;
+    const T scale = v[n * 2 * C + c], shift = v[n * 2 * C + C + c];
+    for (int64_t p = run * plane; p < (run + 1) * plane; ++p) y[p] = x[p] * (T(1) + scale) + shift;
+  }
+};
+
+template <class T>
+struct ScaleShiftBackward {  // one plane per call: dx = dy (1 + scale), dscale = sum dy x, dshift = sum dy
+  const T* dy;
+  const T* x;
+  const T* v;
+  T* dx;
+  T* dv;  // [N, 2C]
+  int64_t C, plane;
+  HAZE_HD void operator()(int64_t run) const {
+    const int64_t n = run / C, c = run % C;
+    const T scale = v[n * 2 * C + c];
+    T dscale = 0, dshift = 0;
+    for (int64_t p = run * plane; p < (run + 1) * plane; ++p) {
+      dx[p] = dy[p] * (T(1) + scale);
+      dscale += dy[p] * x[p];
+      dshift += dy[p];
+    }
+    dv[n * 2 * C + c] = dscale;
+    dv[n * 2 * C + C + c] = dshift;
+  }
+};
+
+template <class T>
 struct PadBottomRight {  // one row of y [N, C, H + 1, W + 1] per call; the last row and column are 0
   const T* x;
   T* y;
@@ -322,6 +359,34 @@ void pad_bottom_right_backward(const Tensor<T, B>& dy, Tensor<T, B>& dx) {
                "ops::pad_bottom_right_backward: dy ", dy.shape(), " is not dx ", dx.shape(), " plus one row and column");
   B::for_each_index(dx.numel() / dx.dim(3), detail::CropBottomRight<T>{dy.data(), dx.data(), dx.dim(2), dx.dim(3)},
                     dx.dim(3));
+}
+
+// y[n, c] = x[n, c] (1 + v[n, c]) + v[n, C + c] over each plane: x, y
+// [N, C, H, W], v [N, 2C] (diffusers' torch.chunk(temb, 2, dim=1): the
+// scales first). y may be x.
+template <Real T, Backend B>
+void scale_shift_per_sample_channel(const Tensor<T, B>& x, const Tensor<T, B>& v, Tensor<T, B>& y) {
+  x.require_nonempty("ops::scale_shift_per_sample_channel");
+  HAZE_REQUIRE(x.rank() == 4 && v.shape() == (Shape{x.dim(0), 2 * x.dim(1)}) && y.shape() == x.shape(),
+               "ops::scale_shift_per_sample_channel: x ", x.shape(), ", v ", v.shape(), " (want [N, 2C]), y ",
+               y.shape());
+  const int64_t plane = x.dim(2) * x.dim(3);
+  B::for_each_index(x.numel() / plane, detail::ScaleShift<T>{x.data(), v.data(), y.data(), x.dim(1), plane}, plane);
+}
+
+// Its backward: dx = dy (1 + scale); dv = [sum over the plane of dy x, of dy].
+template <Real T, Backend B>
+void scale_shift_per_sample_channel_backward(const Tensor<T, B>& dy, const Tensor<T, B>& x, const Tensor<T, B>& v,
+                                             Tensor<T, B>& dx, Tensor<T, B>& dv) {
+  dy.require_nonempty("ops::scale_shift_per_sample_channel_backward");
+  HAZE_REQUIRE(dy.shape() == x.shape() && dx.shape() == x.shape() && x.rank() == 4 &&
+                   v.shape() == (Shape{x.dim(0), 2 * x.dim(1)}) && dv.shape() == v.shape(),
+               "ops::scale_shift_per_sample_channel_backward: dy ", dy.shape(), ", x ", x.shape(), ", v ", v.shape(),
+               ", dx ", dx.shape(), ", dv ", dv.shape());
+  const int64_t plane = x.dim(2) * x.dim(3);
+  B::for_each_index(x.numel() / plane,
+                    detail::ScaleShiftBackward<T>{dy.data(), x.data(), v.data(), dx.data(), dv.data(), x.dim(1), plane},
+                    plane);
 }
 
 }  // namespace haze::ops

@@ -35,7 +35,7 @@ struct SamplerSettings {
   bool clip_x0 = false;  // clamp each step's x0 estimate to [-1, 1] (image data; the SDE has no such step)
   Spacing spacing = Spacing::Leading;  // of the timesteps (and of the sigmas when karras is false)
   int steps_offset = 0;                // added to a Leading grid (diffusers' steps_offset)
-  std::optional<bool> karras;          // Karras sigmas for euler, euler_a, heun and dpmpp2m; unset: default_karras
+  std::optional<bool> karras = {};     // Karras sigmas for euler, euler_a, heun and dpmpp2m; unset: default_karras
   Variance variance = Variance::FixedSmall;  // ddpm's
   bool eps_from_clipped_x0 = true;     // ddim's (false: diffusers' use_clipped_model_output default)
   bool set_alpha_to_one = true;        // ddim's final alpha_bar: 1, or (false) alpha_bar(0)
