@@ -132,11 +132,16 @@ Source diffusers_source(Flags& f, const std::function<bool(const char*)>& given)
   Source s;
   s.name = f.diffusers;
   s.diffusers = true;
-  s.weights = io::load_safetensors(folder.weights);
+  s.weights = folder.load_weights();
   s.config = io::read_diffusers_unet_config(folder.config, s.weights);
   HAZE_REQUIRE(s.config.in_channels == s.config.out_channels, folder.config.string(), ": in_channels ",
                s.config.in_channels, " and out_channels ", s.config.out_channels,
                " differ: the model does not predict what it is given, so it cannot be sampled");
+  HAZE_REQUIRE(!s.config.fourier_time, folder.config.string(),
+               ": time_embedding_type fourier is a score-SDE model that takes the noise level sigma; haze's samplers "
+               "are the variance-preserving ones (it runs such a model's forward, not its sampler)");
+  HAZE_REQUIRE(!s.config.takes_class_vectors(), folder.config.string(),
+               ": class_embed_type identity takes a class vector per image, which haze-sample has no way to make");
   const io::DiffusersScheduler scheduler = io::read_diffusers_scheduler(folder.scheduler);
   s.schedule = scheduler.schedule;
   s.prediction = scheduler.prediction;

@@ -143,14 +143,19 @@ expect(0 "wrote ${WORK}/cifar.png (2 samples, ddpm, 2 steps" ${BIN}/haze-sample
        --diffusers ${GOLDEN}/diffusers/ddpm_cifar10_narrow --n 2 --steps 2 --out ${WORK}/cifar.png)
 expect(1 "config.json: in_channels 2 and out_channels 1 differ" ${BIN}/haze-sample
        --diffusers ${GOLDEN}/diffusers/class_conditional_bf16 --n 2 --out ${WORK}/z.png)
-file(MAKE_DIRECTORY ${WORK}/fourier)
+file(MAKE_DIRECTORY ${WORK}/learned)
 file(READ ${GOLDEN}/diffusers/ddpm_cifar10_narrow/config.json config)
-string(REPLACE [=["positional"]=] [=["fourier"]=] config "${config}")
-file(WRITE ${WORK}/fourier/config.json "${config}")
+string(REPLACE [=["positional"]=] [=["learned"]=] config "${config}")
+file(WRITE ${WORK}/learned/config.json "${config}")
 file(COPY ${GOLDEN}/diffusers/ddpm_cifar10_narrow/diffusion_pytorch_model.safetensors
-     ${GOLDEN}/diffusers/ddpm_cifar10_narrow/scheduler_config.json DESTINATION ${WORK}/fourier)
-expect(1 "fourier/config.json: option 'time_embedding_type' = \"fourier\" is not supported by haze" ${BIN}/haze-sample
-       --diffusers ${WORK}/fourier --n 2 --out ${WORK}/z.png)
+     ${GOLDEN}/diffusers/ddpm_cifar10_narrow/scheduler_config.json DESTINATION ${WORK}/learned)
+expect(1 "learned/config.json: option 'time_embedding_type' = \"learned\" is not supported by haze" ${BIN}/haze-sample
+       --diffusers ${WORK}/learned --n 2 --out ${WORK}/z.png)
+# A score-SDE model (Fourier time projection) loads, but haze's samplers are not its sampler.
+file(COPY ${GOLDEN}/diffusers/fourier_timestep_class/ DESTINATION ${WORK}/fourier)
+file(COPY ${GOLDEN}/diffusers/ddpm_cifar10_narrow/scheduler_config.json DESTINATION ${WORK}/fourier)
+expect(1 "fourier/config.json: time_embedding_type fourier is a score-SDE model" ${BIN}/haze-sample
+       --diffusers ${WORK}/fourier --n 2 --size 8 --out ${WORK}/z.png)
 expect(2 "--checkpoint excludes --diffusers" ${BIN}/haze-sample --diffusers ${WORK}/exported --checkpoint ${ckpt})
 expect(1 "haze-sample: error: haze: --size: only a diffusers folder" ${BIN}/haze-sample --checkpoint ${ckpt} --size 8
        --out ${WORK}/z.png)

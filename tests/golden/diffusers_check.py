@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """haze beside diffusers on models too large to keep as test files, both ways.
 
-0. The three folders of diffusers_golden.py (each a set of options) on new
+0. The folders of diffusers_golden.py (each a set of options) on new
    inputs, haze float and double against diffusers float32 and float64.
 1. google/ddpm-cifar10-32's architecture (35.7M parameters) with random
    weights, saved by diffusers' save_pretrained: haze-unet-forward (float and
@@ -64,7 +64,9 @@ def run(*args):
 
 def haze_forward(bin_dir, folder, work, x, t, labels=None):
     inputs = {"x": x.to(torch.float64).contiguous(), "t": t.to(torch.float64).contiguous()}
-    if labels is not None:
+    if labels is not None and labels.is_floating_point():  # class_embed_type identity
+        inputs["class_vectors"] = labels.to(torch.float64).contiguous()
+    elif labels is not None:
         inputs["labels"] = labels.to(torch.int64).contiguous()
     path = os.path.join(work, "in.safetensors")
     safetensors.torch.save_file(inputs, path)
@@ -79,8 +81,16 @@ def haze_forward(bin_dir, folder, work, x, t, labels=None):
 def diffusers_forward(folder, x, t, labels=None, subfolder=None):
     kw = {"subfolder": subfolder} if subfolder else {}
     m32 = UNet2DModel.from_pretrained(folder, torch_dtype=torch.float32, **kw).eval()
+    # class vectors in the model's precision; a timestep class embedding's
+    # labels as float64 numbers in the float64 run (a long label would go
+    # through the Fourier projection's log in float32)
+    floating = labels is not None and labels.is_floating_point()
+    labels32 = labels.float() if floating else labels
+    labels64 = labels
+    if labels is not None and (floating or m32.config.class_embed_type == "timestep"):
+        labels64 = labels.to(torch.float64)
     with torch.no_grad():
-        y32 = m32(x.float(), t.float(), class_labels=labels).sample
+        y32 = m32(x.float(), t.float(), class_labels=labels32).sample
     m64 = m32.to(torch.float64)
     for module in m64.modules():
         if hasattr(module, "upcast_softmax"):
@@ -90,7 +100,7 @@ def diffusers_forward(folder, x, t, labels=None, subfolder=None):
     diffusers_golden.diffusers_embeddings.get_timestep_embedding = diffusers_golden.float64_timestep_embedding
     try:
         with torch.no_grad():
-            y64 = m64(x.to(torch.float64), t.to(torch.float64), class_labels=labels).sample
+            y64 = m64(x.to(torch.float64), t.to(torch.float64), class_labels=labels64).sample
     finally:
         diffusers_golden.diffusers_embeddings.get_timestep_embedding = saved
     return y32, y64
@@ -124,7 +134,11 @@ def check_golden_folders(bin_dir, work):
         g = torch.Generator().manual_seed(3)
         x = torch.randn(*spec["x"], generator=g, dtype=torch.float64)
         t = torch.tensor(spec["t"], dtype=torch.float64)
-        labels = None if spec["labels"] is None else torch.tensor(spec["labels"])
+        if spec["labels"] == "vectors":
+            labels = torch.randn(spec["x"][0], 4 * spec["config"]["block_out_channels"][0], generator=g,
+                                 dtype=torch.float64)
+        else:
+            labels = None if spec["labels"] is None else torch.tensor(spec["labels"])
         y32, y64 = diffusers_forward(folder, x, t, labels)
         haze = haze_forward(bin_dir, folder, work, x, t, labels)
         report("%s, float32 vs diffusers float32" % spec["name"], haze["float"], y32, 1e-4)

@@ -105,6 +105,29 @@ CASES = [
         scheduler=(DDPMScheduler, dict(num_train_timesteps=1000, beta_schedule="linear")),
         x=(2, 1, 8, 8), t=[5.0, 700.0], labels=None,
     ),
+    dict(
+        name="fourier_timestep_class",
+        description="time_embedding_type fourier (t is sigma, the output is divided by it), class_embed_type timestep"
+                    " (num_class_embeds 4 is for haze, which bounds the labels by it; diffusers ignores it), attention"
+                    " at level 1, 2 levels; the frequencies stored twice, as time_proj.W and time_proj.weight",
+        dtype=torch.float32,
+        config=dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                    down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                    attention_head_dim=4, norm_num_groups=4, time_embedding_type="fourier",
+                    class_embed_type="timestep", num_class_embeds=4),
+        scheduler=None,
+        x=(2, 1, 8, 8), t=[0.05, 3.5], labels=[1, 3],
+    ),
+    dict(
+        name="identity_class",
+        description="class_embed_type identity: the class embedding is the caller's vector per sample, 2 levels",
+        dtype=torch.float32,
+        config=dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                    down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                    attention_head_dim=4, norm_num_groups=4, class_embed_type="identity"),
+        scheduler=None,
+        x=(2, 1, 8, 8), t=[5.0, 700.0], labels="vectors",
+    ),
 ]
 
 
@@ -153,9 +176,19 @@ def run_case(spec):
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     model = model.to(spec["dtype"])
-    model.save_pretrained(folder, safe_serialization=True)
-    scheduler_class, scheduler_config = spec["scheduler"]
-    scheduler_class(**scheduler_config).save_pretrained(folder)
+    if spec["config"].get("time_embedding_type") == "fourier":
+        # save_pretrained refuses the tied time_proj.W / time_proj.weight
+        # (safetensors stores no shared tensors): store both as copies.
+        os.makedirs(folder)
+        model.save_config(folder)
+        state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+        safetensors.torch.save_file(state, os.path.join(folder, "diffusion_pytorch_model.safetensors"),
+                                    metadata={"format": "pt"})
+    else:
+        model.save_pretrained(folder, safe_serialization=True)
+    if spec["scheduler"] is not None:
+        scheduler_class, scheduler_config = spec["scheduler"]
+        scheduler_class(**scheduler_config).save_pretrained(folder)
 
     c = Case(spec["name"], spec["description"] + "\nconfig: " + repr(spec["config"]))
     c.header[0] = "case: diffusers/" + spec["name"]
@@ -165,16 +198,29 @@ def run_case(spec):
 
     x = rand_input(spec["x"], 4101)
     t = torch.tensor(spec["t"], dtype=F64)
-    labels = None if spec["labels"] is None else torch.tensor(spec["labels"], dtype=torch.long)
     c.add("input.x", x)
     c.add("input.t", t)
-    if labels is not None:
+    # labels: class ids (long, as diffusers' callers pass them), or for the
+    # identity class embedding the class vectors themselves
+    if spec["labels"] == "vectors":
+        vectors = rand_input((spec["x"][0], 4 * spec["config"]["block_out_channels"][0]), 4103)
+        c.add("input.class_vectors", vectors)
+        labels32, labels64 = vectors.float(), vectors
+    elif spec["labels"] is not None:
+        labels = torch.tensor(spec["labels"], dtype=torch.long)
         c.add("input.labels", labels.to(F64))
+        # a timestep class embedding takes the label as a number: in float64
+        # for the float64 run (a long label would go through the Fourier
+        # projection's log in float32)
+        timestep_class = spec["config"].get("class_embed_type") == "timestep"
+        labels32, labels64 = labels, labels.to(F64) if timestep_class else labels
+    else:
+        labels32 = labels64 = None
 
     # float32: diffusers as it is.
     m32 = UNet2DModel.from_pretrained(folder, torch_dtype=torch.float32).eval()
     with torch.no_grad():
-        y32 = forward(m32, x.float(), t.float(), labels)
+        y32 = forward(m32, x.float(), t.float(), labels32)
     assert not torch.isnan(y32).any()
     c.add("output.y_float32", y32)
 
@@ -188,7 +234,7 @@ def run_case(spec):
     diffusers_embeddings.get_timestep_embedding = float64_timestep_embedding
     try:
         x64 = x.clone().requires_grad_(True)
-        y = forward(m64, x64, t, labels)
+        y = forward(m64, x64, t, labels64)
         dy = rand_input(tuple(y.shape), 4102)
         (y * dy).sum().backward()
     finally:
@@ -197,7 +243,8 @@ def run_case(spec):
     c.add("output.y", y)
     c.add("grad.input.x", x64.grad)
     for pname, p in m64.named_parameters():
-        c.add("grad." + pname, p.grad, force_summary=True)
+        if p.requires_grad:  # not the Fourier frequencies
+            c.add("grad." + pname, p.grad, force_summary=True)
     c.note("parameter_tensors %d" % len(list(m64.parameters())))
 
     path = os.path.join(folder, "golden.txt")

@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> golden_cases = {"ddpm_cifar10_narrow", "class_conditional_bf16", "no_mid_attention_f16",
-                                               "scale_shift"};
+const std::vector<std::string> golden_cases = {"ddpm_cifar10_narrow",  "class_conditional_bf16", "no_mid_attention_f16",
+                                               "scale_shift",          "fourier_timestep_class", "identity_class"};
 
 fs::path golden_folder(const std::string& name) { return fs::path(HAZE_GOLDEN_DIR) / "diffusers" / name; }
 
@@ -33,23 +33,31 @@ struct Loaded {
   io::Safetensors weights;
   nn::UNet<T, Cpu> model;
   explicit Loaded(const fs::path& dir)
-      : weights(io::load_safetensors(io::DiffusersFolder::at(dir).weights)),
+      : weights(io::DiffusersFolder::at(dir).load_weights()),
         model(io::read_diffusers_unet_config(io::DiffusersFolder::at(dir).config, weights)) {
     io::load_diffusers_weights(weights, model);
   }
 };
 
+// A case's t and its labels or class vectors, as its model takes them.
+template <class T>
 struct Inputs {
   std::vector<double> t;
   std::vector<int64_t> labels;
-};
+  Tensor<T, Cpu> class_vectors;
 
-Inputs inputs_of(const test::GoldenFile& golden, bool conditional) {
-  Inputs in{golden.values("input.t"), {}};
-  if (conditional)
-    for (double v : golden.values("input.labels")) in.labels.push_back(int64_t(v));
-  return in;
-}
+  Inputs(const test::GoldenFile& golden, const nn::UNetConfig& config) : t(golden.values("input.t")) {
+    if (config.num_classes > 0)
+      for (double v : golden.values("input.labels")) labels.push_back(int64_t(v));
+    if (config.takes_class_vectors()) class_vectors = golden.tensor<T, Cpu>("input.class_vectors");
+  }
+  Tensor<T, Cpu> forward(nn::UNet<T, Cpu>& model, const Tensor<T, Cpu>& x) const {
+    return class_vectors.empty() ? model.forward(x, t, labels) : model.forward(x, t, class_vectors);
+  }
+  Tensor<T, Cpu> infer(nn::UNet<T, Cpu>& model, const Tensor<T, Cpu>& x) const {
+    return class_vectors.empty() ? model.infer(x, t, labels) : model.infer(x, t, class_vectors);
+  }
+};
 
 }  // namespace
 
@@ -59,18 +67,19 @@ TEST_CASE("diffusers: UNet2DModel folders load and match diffusers in float64, g
     const test::GoldenFile golden("golden", "diffusers/" + name);
     Loaded<double> loaded(golden_folder(name));
     nn::UNet<double, Cpu>& model = loaded.model;
-    const Inputs in = inputs_of(golden, model.config().num_classes > 0);
+    const Inputs<double> in(golden, model.config());
     const auto x = golden.tensor<double, Cpu>("input.x");
     // float64 on both sides, the same stored weights: the only differences
     // are rounding in sums taken in another order (~1e-15 relative).
-    const Tensor<double, Cpu> y = model.forward(x, in.t, in.labels);
+    const Tensor<double, Cpu> y = in.forward(model, x);
     golden.check("output.y", y, 1e-12);
     nn::zero_grad(model);
     const Tensor<double, Cpu> dx = model.backward(golden.tensor<double, Cpu>("input.dy"));
     golden.check("grad.input.x", dx, 1e-11);
-    for (const auto& p : nn::parameters_of(model)) golden.check("grad." + p.name, *p.grad, 1e-10);
+    for (const auto& p : nn::parameters_of(model))
+      if (p.kind != nn::ParamKind::Frozen) golden.check("grad." + p.name, *p.grad, 1e-10);  // diffusers: no grad
     // infer is forward's arithmetic
-    const Tensor<double, Cpu> inferred = model.infer(x, in.t, in.labels);
+    const Tensor<double, Cpu> inferred = in.infer(model, x);
     golden.check("output.y", inferred, 1e-12);
   }
 }
@@ -80,11 +89,13 @@ TEST_CASE("diffusers: the float32 model matches diffusers' own float32 output", 
     INFO("case " << name);
     const test::GoldenFile golden("golden", "diffusers/" + name);
     Loaded<float> loaded(golden_folder(name));
-    const Inputs in = inputs_of(golden, loaded.model.config().num_classes > 0);
-    const Tensor<float, Cpu> y = loaded.model.infer(golden.tensor<float, Cpu>("input.x"), in.t, in.labels);
+    const Inputs<float> in(golden, loaded.model.config());
+    const Tensor<float, Cpu> y = in.infer(loaded.model, golden.tensor<float, Cpu>("input.x"));
     // Two float32 computations with sums in different orders, through ~30
     // layers (and diffusers' float32 sinusoid against haze's double one):
-    // measured at most 1.3e-6 of the output's scale on these four models;
+    // measured at most 2.5e-6 of the output's scale on these six models
+    // (the most with the Fourier projection, whose float32 angles of up to
+    // ~1e3 diffusers rounds to ~6e-5);
     // 1e-5 leaves room for other compilers' roundings without admitting a
     // wrong layer (that is O(1) off).
     golden.check("output.y_float32", y, 1e-5);
@@ -120,6 +131,14 @@ TEST_CASE("diffusers: config.json options map to UNetConfig", "[diffusers]") {
   const nn::UNetConfig shift = io::unet_config_from_diffusers(golden_config("scale_shift"), "config.json");
   CHECK(shift.scale_shift);
   CHECK(shift.mid_attention_groups() == 0);  // diffusers' mid attention has no GroupNorm then
+  const nn::UNetConfig score = io::unet_config_from_diffusers(golden_config("fourier_timestep_class"), "config.json");
+  CHECK(score.fourier_time);
+  CHECK(score.class_embed_type == nn::UNetConfig::ClassEmbedType::timestep);
+  CHECK(score.num_classes == 3);
+  CHECK(score.time_proj_dim() == 16);
+  const nn::UNetConfig vectors = io::unet_config_from_diffusers(golden_config("identity_class"), "config.json");
+  CHECK(vectors.class_embed_type == nn::UNetConfig::ClassEmbedType::identity);
+  CHECK(vectors.num_classes == 0);
 
   // Written back, each reads as itself.
   for (const nn::UNetConfig& c : {ddpm, cond, plain, shift})
@@ -134,11 +153,15 @@ TEST_CASE("diffusers: options haze cannot reproduce are errors naming the option
     return j;
   };
   const auto read = [](const nlohmann::json& j) { return io::unet_config_from_diffusers(j, "m/config.json"); };
-  CHECK_THROWS_WITH(read(with("time_embedding_type", "fourier")),
-                    mentions("m/config.json: option 'time_embedding_type' = \"fourier\" is not supported by haze"));
+  CHECK_THROWS_WITH(read(with("time_embedding_type", "learned")),
+                    mentions("m/config.json: option 'time_embedding_type' = \"learned\" is not supported by haze "
+                             "(positional, fourier)"));
   CHECK_THROWS_WITH(read(with("resnet_time_scale_shift", "ada_group")),
                     mentions("option 'resnet_time_scale_shift' = \"ada_group\" is not supported"));
-  CHECK_THROWS_WITH(read(with("class_embed_type", "timestep")), mentions("option 'class_embed_type' = \"timestep\""));
+  CHECK_THROWS_WITH(read(with("class_embed_type", "projection")),
+                    mentions("option 'class_embed_type' = \"projection\" is not supported by haze (null, timestep, identity)"));
+  CHECK_THROWS_WITH(read(with("class_embed_type", "timestep")),
+                    mentions("m/config.json: class_embed_type \"timestep\" needs num_class_embeds in haze"));
   CHECK_THROWS_WITH(read(with("act_fn", "mish")), mentions("option 'act_fn' = \"mish\""));
   CHECK_THROWS_WITH(read(with("upsample_type", "resnet")), mentions("option 'upsample_type' = \"resnet\""));
   CHECK_THROWS_WITH(read(with("layers_per_block", 2.5)), mentions("option 'layers_per_block' is 2.5, not an integer"));
@@ -234,6 +257,54 @@ TEST_CASE("diffusers: the weights load strictly, all or nothing", "[diffusers]")
   unchanged();
 }
 
+TEST_CASE("diffusers: sharded weights load through their index, each tensor from its own shard", "[diffusers]") {
+  const test::TempDir tmp;
+  const fs::path source = golden_folder("class_conditional_bf16");
+  const io::Safetensors whole = io::load_safetensors(source / "diffusion_pytorch_model.safetensors");
+  // Two shards, tensors alternating between them, and the index diffusers writes beside them.
+  const auto write_folder = [&](const fs::path& dir, nlohmann::json weight_map) {
+    fs::create_directories(dir);
+    fs::copy_file(source / "config.json", dir / "config.json");
+    io::Safetensors shards[2];
+    for (size_t i = 0; i < whole.tensors.size(); ++i) shards[i % 2].add(whole.tensors[i]);
+    io::save_safetensors(dir / "diffusion_pytorch_model-00001-of-00002.safetensors", shards[0]);
+    io::save_safetensors(dir / "diffusion_pytorch_model-00002-of-00002.safetensors", shards[1]);
+    std::ofstream(dir / "diffusion_pytorch_model.safetensors.index.json")
+        << nlohmann::json{{"metadata", {{"total_size", 1}}}, {"weight_map", weight_map}}.dump();
+  };
+  nlohmann::json map;
+  for (size_t i = 0; i < whole.tensors.size(); ++i)
+    map[whole.tensors[i].name] = i % 2 ? "diffusion_pytorch_model-00002-of-00002.safetensors"
+                                       : "diffusion_pytorch_model-00001-of-00002.safetensors";
+  write_folder(tmp.path() / "good", map);
+  const io::DiffusersFolder folder = io::DiffusersFolder::at(tmp.path() / "good");
+  CHECK(folder.weights.empty());
+  const io::Safetensors loaded = folder.load_weights();
+  nn::UNet<float, Cpu> a(io::read_diffusers_unet_config(folder.config, loaded)), b(a.config());
+  io::load_diffusers_weights(loaded, a);
+  io::load_diffusers_weights(whole, b);
+  const auto pa = nn::parameters_of(a), pb = nn::parameters_of(b);
+  for (size_t i = 0; i < pa.size(); ++i) CHECK(pa[i].value->to_host() == pb[i].value->to_host());
+
+  nlohmann::json wrong = map;  // a tensor the index puts in the other shard
+  wrong["conv_in.weight"] = "diffusion_pytorch_model-00002-of-00002.safetensors";
+  write_folder(tmp.path() / "wrong", wrong);
+  CHECK_THROWS_WITH(io::DiffusersFolder::at(tmp.path() / "wrong").load_weights(),
+                    mentions("tensor 'conv_in.weight' is not mapped to this shard by"));
+  nlohmann::json escape = map;  // a shard outside the folder
+  escape["conv_in.weight"] = "../elsewhere.safetensors";
+  write_folder(tmp.path() / "escape", escape);
+  CHECK_THROWS_WITH(io::DiffusersFolder::at(tmp.path() / "escape").load_weights(),
+                    mentions("shard '../elsewhere.safetensors' of tensor 'conv_in.weight' is not a file name in the "
+                             "model's folder"));
+  nlohmann::json extra = map;  // a tensor the index promises and no shard holds
+  extra["spare.weight"] = "diffusion_pytorch_model-00001-of-00002.safetensors";
+  write_folder(tmp.path() / "extra", extra);
+  CHECK_THROWS_WITH(io::DiffusersFolder::at(tmp.path() / "extra").load_weights(),
+                    mentions("1 tensors that"));
+  CHECK_THROWS_WITH(io::DiffusersFolder::at(tmp.path() / "extra").load_weights(), mentions("e.g. 'spare.weight'"));
+}
+
 TEST_CASE("diffusers: attention tensors under their pre-0.15 names load as today's", "[diffusers]") {
   const fs::path dir = golden_folder("ddpm_cifar10_narrow");
   const io::Safetensors current = io::load_safetensors(dir / "diffusion_pytorch_model.safetensors");
@@ -254,6 +325,35 @@ TEST_CASE("diffusers: attention tensors under their pre-0.15 names load as today
   io::load_diffusers_weights(old, b);
   const auto pa = nn::parameters_of(a), pb = nn::parameters_of(b);
   for (size_t i = 0; i < pa.size(); ++i) CHECK(pa[i].value->to_host() == pb[i].value->to_host());
+}
+
+TEST_CASE("diffusers: a Fourier projection's frequencies load from 'W', 'weight' or both when they agree",
+          "[diffusers]") {
+  const fs::path dir = golden_folder("fourier_timestep_class");
+  const io::Safetensors both = io::load_safetensors(dir / "diffusion_pytorch_model.safetensors");
+  REQUIRE(both.find("time_proj.W"));  // the golden folder stores the two tied names
+  REQUIRE(both.find("time_proj.weight"));
+  const nn::UNetConfig config = io::read_diffusers_unet_config(dir / "config.json", both);
+  const std::vector<float> frequencies = both.at("time_proj.weight").to_real<float>();
+  for (const char* dropped : {"time_proj.W", "time_proj.weight"}) {
+    INFO("without " << dropped);
+    io::Safetensors one = both;
+    std::erase_if(one.tensors, [&](const io::TensorRecord& t) { return t.name == dropped; });
+    nn::UNet<float, Cpu> model(io::read_diffusers_unet_config(dir / "config.json", one));
+    io::load_diffusers_weights(one, model);
+    CHECK(nn::parameters_of(model)[2].value->to_host() == frequencies);
+  }
+  io::Safetensors differ = both;
+  for (io::TensorRecord& t : differ.tensors)
+    if (t.name == "time_proj.W") t = io::TensorRecord::from<float>(t.name, t.shape, std::vector<float>(frequencies.size(), 1.0f));
+  nn::UNet<float, Cpu> model(config);
+  CHECK_THROWS_WITH(io::load_diffusers_weights(differ, model),
+                    mentions("tensors 'time_proj.W' and 'time_proj.weight' differ; diffusers ties them to one tensor"));
+  // export writes the frequencies once, under the name diffusers' loader reads
+  const io::Safetensors exported = io::diffusers_state_dict(model);
+  CHECK(exported.find("time_proj.weight"));
+  CHECK_FALSE(exported.find("time_proj.W"));
+  CHECK(io::unet_config_from_diffusers(nlohmann::json::parse(io::diffusers_unet_config(config).dump()), "x") == config);
 }
 
 TEST_CASE("diffusers: F16 and BF16 widen exactly", "[diffusers]") {

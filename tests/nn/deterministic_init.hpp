@@ -48,6 +48,7 @@ void deterministic_init(Module& model) {
         case nn::ParamKind::NormScale: v[k] = T(1 + 0.1 * r); break;
         case nn::ParamKind::NormShift: v[k] = T(0.1 * r); break;
         case nn::ParamKind::Embedding: v[k] = T(r); break;
+        case nn::ParamKind::Frozen: v[k] = T(4 * r); break;
       }
     }
     p.value->assign_from_host(v);

@@ -194,6 +194,35 @@ TEST_CASE("the UNet with diffusers' options on Device equals Cpu, forward and ba
   nn::UNet<float, Device> shifted(config);
   haze::test::deterministic_init(shifted);
   require_ok(haze::verify::against_cpu(shifted, x, t, labels, 1e-4));
+  config.scale_shift = false;
+  config.fourier_time = true;  // t as sigmas, the output divided by them
+  config.class_embed_type = nn::UNetConfig::ClassEmbedType::timestep;
+  nn::UNet<float, Device> score_model(config);
+  haze::test::deterministic_init(score_model);
+  require_ok(haze::verify::against_cpu(score_model, x, t, labels, 1e-4));
+}
+
+TEST_CASE("the UNet with class vectors (class_embed_type identity) on Device equals Cpu", "[device][nn][unet]") {
+  nn::UNetConfig config = nn::UNetConfig::tiny();
+  config.class_embed_type = nn::UNetConfig::ClassEmbedType::identity;
+  nn::UNet<float, Device> device_unet(config);
+  nn::UNet<float, Cpu> cpu_unet(config);
+  haze::test::deterministic_init(device_unet);
+  const std::vector<double> t = {3, 777.25};
+  const auto run = [&](auto& unet) {
+    using B = typename std::remove_reference_t<decltype(unet)>::backend_type;
+    const auto x = Tensor<B>::from_host({2, 1, 16, 16}, haze::test::uniform<float>(512, 10));
+    const auto vectors = Tensor<B>::from_host({2, 64}, haze::test::uniform<float>(128, 11));
+    Tensor<B> y = unet.forward(x, t, vectors);
+    const auto dy = Tensor<B>::from_host(y.shape(), haze::test::uniform<float>(y.numel(), 12));
+    Tensor<B> dx = unet.backward(dy);
+    std::vector<std::pair<std::string, Tensor<B>>> out;
+    out.emplace_back("output", std::move(y));
+    out.emplace_back("grad input", std::move(dx));
+    out.emplace_back("grad class vectors", unet.class_vectors_grad().clone());
+    return out;
+  };
+  require_ok(haze::verify::against_cpu(device_unet, cpu_unet, run, 1e-4));
 }
 
 TEST_CASE("against_cpu pins a difference to the first block that has it", "[device][nn][unet]") {

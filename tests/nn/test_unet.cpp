@@ -164,6 +164,56 @@ TEST_CASE("the UNet's backward matches finite differences with diffusers' option
   CHECK(check_unet_gradients(unet, x.clone()) == 144u);
 }
 
+TEST_CASE("the UNet's backward matches finite differences with a Fourier time projection and a timestep class "
+          "embedding", "[nn][unet][gradcheck]") {
+  nn::UNetConfig config = tiny_conditional();
+  config.fourier_time = true;  // t = 10 and 500.5 are the sigmas; the output is divided by them
+  config.class_embed_type = nn::UNetConfig::ClassEmbedType::timestep;
+  nn::UNet<double, Cpu> unet(config);
+  haze::test::deterministic_init(unet);
+  const auto x = haze::Tensor<double, Cpu>::from_host({2, 1, 16, 16}, haze::test::uniform<double>(512, 79));
+  // the frozen frequencies are not probed: 144 tensors, the class table
+  // replaced by the class MLP's 4, and the input
+  CHECK(check_unet_gradients(unet, x.clone()) == 149u);
+  const auto params = nn::parameters_of(unet);
+  REQUIRE(params[2].name == "time_proj.weight");  // after conv_in's two, as in diffusers
+  CHECK(params[2].kind == nn::ParamKind::Frozen);
+  const std::vector<double> frozen_grad = params[2].grad->to_host();  // backward adds no gradient to it
+  CHECK(std::all_of(frozen_grad.begin(), frozen_grad.end(), [](double g) { return g == 0; }));
+}
+
+TEST_CASE("the UNet's backward matches finite differences for class vectors (class_embed_type identity)",
+          "[nn][unet][gradcheck]") {
+  nn::UNetConfig config = nn::UNetConfig::tiny();
+  config.class_embed_type = nn::UNetConfig::ClassEmbedType::identity;
+  nn::UNet<double, Cpu> unet(config);
+  haze::test::deterministic_init(unet);
+  auto x = haze::Tensor<double, Cpu>::from_host({2, 1, 16, 16}, haze::test::uniform<double>(512, 80));
+  auto vectors = haze::Tensor<double, Cpu>::from_host({2, 64}, haze::test::uniform<double>(128, 81));
+  const std::vector<double> t = {10, 500.5};
+  const auto report = haze::verify::gradcheck<double, Cpu>(
+      unet, {&x, &vectors}, [&] { return unet.forward(x, t, vectors); },
+      [&](const haze::Tensor<double, Cpu>& dy) {
+        std::vector<haze::Tensor<double, Cpu>> d;
+        d.push_back(unet.backward(dy));
+        d.push_back(unet.class_vectors_grad().clone());
+        return d;
+      },
+      {.samples = 2, .step = 1e-4});  // h as in check_unet_gradients
+  std::ostringstream text;
+  text << report;
+  INFO(text.str());
+  CHECK(report.worst() < 1e-6);
+  CHECK(report.entries.size() == 146u);  // x, the vectors and 144 parameters
+  // The class vectors are required, and only for this model.
+  const std::vector<int64_t> labels = {0, 1};
+  CHECK_THROWS_WITH(unet.forward(x, t), mentions("class_embed_type is identity: pass class vectors [2, 64]"));
+  CHECK_THROWS_WITH(unet.forward(x, t, haze::Tensor<double, Cpu>::zeros({2, 63})),
+                    mentions("class vectors [2, 63] should be [2, 64]"));
+  nn::UNet<double, Cpu> plain(nn::UNetConfig::tiny());
+  CHECK_THROWS_WITH(plain.forward(x, t, vectors), mentions("class vectors given to a model whose class_embed_type is not identity"));
+}
+
 TEST_CASE("UNet rejects bad configurations and inputs", "[nn][unet][errors]") {
   using Tensor = haze::Tensor<float, Cpu>;
   nn::UNetConfig bad = nn::UNetConfig::tiny();
@@ -187,6 +237,19 @@ TEST_CASE("UNet rejects bad configurations and inputs", "[nn][unet][errors]") {
   CHECK_THROWS_WITH(unet.backward(Tensor::zeros({2, 1, 16, 16})), mentions("UNet::backward called without a matching forward"));
   (void)unet.forward(Tensor::zeros({2, 1, 16, 16}), t, labels);
   CHECK_THROWS_WITH(unet.backward(Tensor::zeros({3, 1, 16, 16})), mentions("dy [3, 1, 16, 16] does not match the forward output"));
+  nn::UNetConfig fourier = tiny_conditional();
+  fourier.fourier_time = true;
+  fourier.class_embed_type = nn::UNetConfig::ClassEmbedType::timestep;
+  nn::UNet<float, Cpu> score_model(fourier);
+  CHECK_THROWS_WITH(score_model.forward(Tensor::zeros({2, 1, 16, 16}), std::vector<double>{1, 0}, std::vector<int64_t>{1, 2}),
+                    mentions("timestep 0 of sample 1 is not finite and > 0"));
+  CHECK_THROWS_WITH(score_model.forward(Tensor::zeros({2, 1, 16, 16}), t, labels),
+                    mentions("label 0 of sample 0 is outside [1, 4] (class_embed_type timestep, whose Fourier projection takes the label's log)"));
+  fourier.num_classes = 0;
+  CHECK_THROWS_WITH((nn::UNet<float, Cpu>(fourier)), mentions("class_embed_type timestep needs num_classes > 0"));
+  fourier.class_embed_type = nn::UNetConfig::ClassEmbedType::identity;
+  fourier.num_classes = 3;
+  CHECK_THROWS_WITH((nn::UNet<float, Cpu>(fourier)), mentions("class_embed_type identity takes class vectors, not labels"));
   nn::UNet<float, Cpu> unconditional(nn::UNetConfig::tiny());
   CHECK_THROWS_WITH(unconditional.forward(Tensor::zeros({2, 1, 16, 16}), t, labels), mentions("labels given to an unconditional model"));
 }

@@ -317,3 +317,29 @@ TEST_CASE("non-finite weights are never saved or loaded, and an overflowing upda
 // The trainer keeps a reference to its data: a temporary must not compile.
 static_assert(!std::is_constructible_v<Trainer, UNet&, haze::Schedule, train::Dataset&&, train::TrainerOptions>);
 static_assert(std::is_constructible_v<Trainer, UNet&, haze::Schedule, const train::Dataset&, train::TrainerOptions>);
+
+TEST_CASE("a checkpoint's model config keeps every diffusers option", "[checkpoint]") {
+  nn::UNetConfig c = nn::UNetConfig::tiny();
+  CHECK(io::unet_config_json(c).find("fourier_time") == std::string::npos);  // defaults are not written
+  c.num_classes = 3;
+  c.flip_sin_to_cos = false;
+  c.freq_shift = 1;
+  c.downsample_padding = 0;
+  c.mid_block_scale_factor = 1.5;
+  c.mid_attention = false;
+  c.attn_norm_num_groups = 2;
+  c.center_input_sample = true;
+  c.scale_shift = true;
+  c.fourier_time = true;
+  c.class_embed_type = nn::UNetConfig::ClassEmbedType::timestep;
+  c.sample_size = 16;
+  c.sample_width = 24;
+  CHECK(io::unet_config_from_json(io::unet_config_json(c), "test") == c);
+  c.num_classes = 0;
+  c.class_embed_type = nn::UNetConfig::ClassEmbedType::identity;
+  CHECK(io::unet_config_from_json(io::unet_config_json(c), "test") == c);
+  std::string text = io::unet_config_json(c);
+  text.replace(text.find("\"identity\""), 10, "\"lookup\"");
+  CHECK_THROWS_WITH(io::unet_config_from_json(text, "m.safetensors"),
+                    mentions("m.safetensors: haze.model has class_embed_type 'lookup' (expected table, timestep or identity)"));
+}

@@ -113,6 +113,33 @@ TEST_CASE("AdamW's queued step with a clipping factor and the EMA folded in equa
   CHECK_THROWS_WITH(ema_apart.update(folded.params, 4), mentions("parameter 'weight' is not the one this average"));
 }
 
+TEST_CASE("a frozen parameter sits last in the arena, and AdamW and the EMA leave it as it is", "[train][adamw][ema]") {
+  nn::Param<float, Cpu> frozen(haze::Shape{6}), weight(haze::Shape{3}), bias(haze::Shape{2});
+  const auto frequencies = haze::test::uniform<float>(6, 7);
+  frozen.value.assign_from_host(frequencies);
+  weight.value.assign_from_host(haze::test::uniform<float>(3, 8));
+  nn::Parameters<float, Cpu> params;
+  nn::add_parameter(params, "", "frozen", frozen, nn::ParamKind::Frozen);
+  nn::add_parameter(params, "", "weight", weight, nn::ParamKind::Weight);
+  nn::add_parameter(params, "", "bias", bias, nn::ParamKind::Bias);
+  // Decay on everything and a gradient on the frozen one too: neither may touch it.
+  train::AdamW<float, Cpu> adam(params, {.weight_decay = 0.5, .decay_all = true});
+  train::Ema<float, Cpu> ema(params, 0.9);
+  CHECK(adam.arena().offset(0) == 128);  // weight at 0, bias at 64, then the frozen one
+  CHECK(adam.arena().trained_end() == 66);
+  CHECK(adam.arena().size() == 134);
+  const auto weight_before = weight.value.to_host();
+  for (int step = 1; step <= 3; ++step) {
+    frozen.grad.assign_from_host(haze::test::uniform<float>(6, 9));
+    weight.grad.assign_from_host(haze::test::uniform<float>(3, 10));
+    adam.step(1e-2);
+    ema.update(params, step);
+  }
+  CHECK(frozen.value.to_host() == frequencies);
+  CHECK(ema.shadow(0).to_host() == frequencies);
+  CHECK(weight.value.to_host() != weight_before);  // the others did train
+}
+
 TEST_CASE("Ema averages with the warm-up decay and writes back", "[train][ema]") {
   nn::Param<double, Cpu> w(haze::Shape{2});
   w.value.assign_from_host(std::vector<double>{1.0, -2.0});

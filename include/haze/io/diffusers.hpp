@@ -2,7 +2,8 @@
 // diffusers model folders, read and written:
 //
 //   a model folder     config.json (UNet2DModel's arguments)
-//                      diffusion_pytorch_model.safetensors
+//                      diffusion_pytorch_model.safetensors (or its sharded form:
+//                        diffusion_pytorch_model.safetensors.index.json and the shards it names)
 //                      [scheduler_config.json]
 //   a pipeline folder  model_index.json, unet/ (a model folder), scheduler/scheduler_config.json
 //                      (what DDPMPipeline.from_pretrained reads; export writes this form)
@@ -18,6 +19,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -177,15 +179,30 @@ inline nn::UNetConfig unet_config_from_diffusers(const nlohmann::json& j, std::s
   }
 
   const int64_t class_embeds = r.get<int64_t>("num_class_embeds", 0);
-  r.require<std::string>("class_embed_type", "", {""}, "haze's class embedding is the table of num_class_embeds");
-  if (class_embeds > 0) {
-    HAZE_REQUIRE(class_embeds >= 2, source, ": num_class_embeds ", class_embeds,
-                 " is too few: haze's table holds its classes and a null class, at least 2 rows");
-    c.num_classes = class_embeds - 1;  // labels 0 .. N - 1, the last one haze's null class
+  const std::string class_type = r.get<std::string>("class_embed_type", "");
+  using ClassType = nn::UNetConfig::ClassEmbedType;
+  if (class_type == "identity") {
+    c.class_embed_type = ClassType::identity;  // diffusers reads no num_class_embeds then
+  } else {
+    HAZE_REQUIRE(class_type.empty() || class_type == "timestep", source, ": option 'class_embed_type' = \"",
+                 class_type, "\" is not supported by haze (null, timestep, identity)");
+    if (class_type == "timestep") c.class_embed_type = ClassType::timestep;
+    // diffusers leaves the labels of a timestep class embedding unbounded;
+    // haze bounds them by num_class_embeds, which diffusers ignores there.
+    HAZE_REQUIRE(class_type.empty() || class_embeds > 0, source,
+                 ": class_embed_type \"timestep\" needs num_class_embeds in haze, the number of labels (0 .. N - 1); "
+                 "diffusers ignores it for this class embedding, so adding it changes nothing there");
+    if (class_embeds > 0) {
+      HAZE_REQUIRE(class_embeds >= 2, source, ": num_class_embeds ", class_embeds,
+                   " is too few: haze's labels are its classes and a null class, at least 2");
+      c.num_classes = class_embeds - 1;  // labels 0 .. N - 1, the last one haze's null class
+    }
   }
   r.require<std::string>("act_fn", "silu", {"silu"}, "haze's blocks use SiLU");
-  r.require<std::string>("time_embedding_type", "positional", {"positional"},
-                         "haze has the sinusoidal time embedding only");
+  const std::string time_type = r.get<std::string>("time_embedding_type", "positional");
+  HAZE_REQUIRE(time_type == "positional" || time_type == "fourier", source, ": option 'time_embedding_type' = \"",
+               time_type, "\" is not supported by haze (positional, fourier)");
+  c.fourier_time = time_type == "fourier";
   const std::string shift = r.get<std::string>("resnet_time_scale_shift", "default");
   HAZE_REQUIRE(shift == "default" || shift == "scale_shift", source, ": option 'resnet_time_scale_shift' = \"",
                shift, "\" is not supported by haze (default, scale_shift)");
@@ -229,6 +246,7 @@ inline nlohmann::ordered_json diffusers_unet_config(const nn::UNetConfig& c) {
     up.push_back(c.has_attention(c.levels() - 1 - i) ? "AttnUpBlock2D" : "UpBlock2D");
   }
   const auto null_if_zero = [](int64_t v) { return v > 0 ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
+  using ClassType = nn::UNetConfig::ClassEmbedType;
   return {{"_class_name", "UNet2DModel"},
           {"_diffusers_version", "0.27.2"},
           {"act_fn", "silu"},
@@ -237,7 +255,9 @@ inline nlohmann::ordered_json diffusers_unet_config(const nn::UNetConfig& c) {
           {"attn_norm_num_groups", null_if_zero(c.attn_norm_num_groups)},
           {"block_out_channels", c.block_out_channels},
           {"center_input_sample", c.center_input_sample},
-          {"class_embed_type", nullptr},
+          {"class_embed_type", c.class_embed_type == ClassType::timestep   ? nlohmann::ordered_json("timestep")
+                               : c.class_embed_type == ClassType::identity ? nlohmann::ordered_json("identity")
+                                                                           : nlohmann::ordered_json()},
           {"down_block_types", down},
           {"downsample_padding", c.downsample_padding},
           {"downsample_type", "conv"},
@@ -255,7 +275,7 @@ inline nlohmann::ordered_json diffusers_unet_config(const nn::UNetConfig& c) {
           {"resnet_time_scale_shift", c.scale_shift ? "scale_shift" : "default"},
           {"sample_size", c.sample_width > 0 ? nlohmann::ordered_json({c.sample_size, c.sample_width})
                                               : null_if_zero(c.sample_size)},
-          {"time_embedding_type", "positional"},
+          {"time_embedding_type", c.fourier_time ? "fourier" : "positional"},
           {"up_block_types", up},
           {"upsample_type", "conv"}};
 }
@@ -266,23 +286,63 @@ inline nlohmann::ordered_json diffusers_unet_config(const nn::UNetConfig& c) {
 // model in unet/ and the scheduler in scheduler/.
 struct DiffusersFolder {
   std::filesystem::path config, weights, scheduler;  // scheduler: empty when the folder has none
+  // Sharded weights (diffusion_pytorch_model.safetensors.index.json and the
+  // shards it names) where there is no single weights file; else empty.
+  std::filesystem::path weights_index;
 
   static DiffusersFolder at(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     HAZE_REQUIRE(fs::is_directory(dir), "diffusers: '", dir.string(), "' is not a folder");
     const bool pipeline = fs::exists(dir / "model_index.json");
     const fs::path model = pipeline ? dir / "unet" : dir;
-    DiffusersFolder f{model / "config.json", model / "diffusion_pytorch_model.safetensors", {}};
+    DiffusersFolder f{model / "config.json", model / "diffusion_pytorch_model.safetensors", {}, {}};
     HAZE_REQUIRE(fs::exists(f.config), "diffusers: '", dir.string(), "' has no ",
                  pipeline ? "unet/config.json" : "config.json (nor model_index.json)");
-    HAZE_REQUIRE(fs::exists(f.weights), "diffusers: '", model.string(),
-                 "' has no diffusion_pytorch_model.safetensors (haze reads safetensors, not .bin pickles)");
+    if (!fs::exists(f.weights) && fs::exists(model / "diffusion_pytorch_model.safetensors.index.json")) {
+      f.weights_index = model / "diffusion_pytorch_model.safetensors.index.json";
+      f.weights.clear();
+    }
+    HAZE_REQUIRE(f.weights.empty() || fs::exists(f.weights), "diffusers: '", model.string(),
+                 "' has no diffusion_pytorch_model.safetensors nor its sharded index (haze reads safetensors, not "
+                 ".bin pickles)");
     for (const fs::path& s : {dir / "scheduler" / "scheduler_config.json", dir / "scheduler_config.json"})
       if (fs::exists(s)) {
         f.scheduler = s;
         break;
       }
     return f;
+  }
+
+  // The weights: the one file, or every shard the index names, each tensor
+  // in the shard the index maps it to (and nothing else there).
+  Safetensors load_weights() const {
+    if (weights_index.empty()) return load_safetensors(weights);
+    const std::string index = weights_index.string();
+    const nlohmann::json j = detail::read_json_file(weights_index);
+    HAZE_REQUIRE(j.contains("weight_map") && j.at("weight_map").is_object() && !j.at("weight_map").empty(), index,
+                 ": no weight_map object naming the tensors' shards");
+    std::map<std::string, std::set<std::string>> shards;  // file -> the tensors it holds
+    for (const auto& [name, shard] : j.at("weight_map").items()) {
+      HAZE_REQUIRE(shard.is_string(), index, ": the shard of tensor '", name, "' is ", shard.dump(), ", not a file name");
+      const std::string file = shard.get<std::string>();
+      HAZE_REQUIRE(!file.empty() && file != "." && file != ".." && file.find_first_of("/\\") == std::string::npos,
+                   index, ": shard '", file, "' of tensor '", name, "' is not a file name in the model's folder");
+      shards[file].insert(name);
+    }
+    Safetensors all;
+    all.source = index;
+    all.metadata["format"] = "pt";
+    for (auto& [file, names] : shards) {
+      Safetensors shard = load_safetensors(weights_index.parent_path() / file);
+      for (TensorRecord& t : shard.tensors) {
+        HAZE_REQUIRE(names.erase(t.name) == 1, shard.source, ": tensor '", t.name, "' is not mapped to this shard by ",
+                     index);
+        all.add(std::move(t));
+      }
+      HAZE_REQUIRE(names.empty(), shard.source, ": ", names.size(), " tensors that ", index,
+                   " maps to this shard are not in it, e.g. '", *names.begin(), "'");
+    }
+    return all;
   }
 };
 
@@ -340,8 +400,23 @@ template <class Params>
 std::vector<const TensorRecord*> match_diffusers_tensors(const Safetensors& file, const Params& params,
                                                          DiffusersLoadOptions options) {
   std::map<std::string, const TensorRecord*> by_name;
+  // A Fourier projection's frequencies may be stored twice, as 'W' and as
+  // 'weight' (diffusers ties the two names to one tensor): one is enough.
+  const auto find = [&](std::string_view name) -> const TensorRecord* {
+    for (const TensorRecord& t : file.tensors)
+      if (t.name == name) return &t;
+    return nullptr;
+  };
+  const TensorRecord* tied = find("time_proj.W");
+  if (const TensorRecord* weight = find("time_proj.weight"); tied && weight) {
+    HAZE_REQUIRE(tied->shape == weight->shape && tied->to_real<double>() == weight->to_real<double>(), file.source,
+                 ": tensors 'time_proj.W' and 'time_proj.weight' differ; diffusers ties them to one tensor");
+  } else {
+    tied = nullptr;  // alone, W is the weight
+  }
   for (const TensorRecord& t : file.tensors) {
-    const std::string name = current_diffusers_name(t.name);
+    if (&t == tied) continue;
+    const std::string name = t.name == "time_proj.W" ? "time_proj.weight" : current_diffusers_name(t.name);
     HAZE_REQUIRE(by_name.emplace(name, &t).second, file.source, ": tensors '", by_name[name]->name, "' and '",
                  t.name, "' both give parameter '", name, "'");
   }
@@ -575,6 +650,9 @@ inline nlohmann::ordered_json diffusers_scheduler_config(const Schedule& schedul
 // taken in double and rounded once.
 inline void bake_class(Safetensors& weights, nn::UNetConfig& config, int64_t label) {
   HAZE_REQUIRE(config.num_classes > 0, "export_diffusers: a class to bake in, but the model is unconditional");
+  HAZE_REQUIRE(config.class_embed_type == nn::UNetConfig::ClassEmbedType::table,
+               "export_diffusers: a class can be baked in only from a class table (class_embed_type null), not "
+               "from class_embed_type timestep");
   HAZE_REQUIRE(label >= 0 && label <= config.num_classes, "export_diffusers: class ", label, " outside [0, ",
                config.num_classes, "] (", config.num_classes, " is the null class)");
   const TensorRecord& table = weights.at("class_embedding.weight");

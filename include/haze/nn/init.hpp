@@ -58,6 +58,7 @@ void init_parameters(Module& model, uint64_t seed) {
       case ParamKind::NormScale: ops::fill(v, T(1)); break;
       case ParamKind::NormShift: ops::fill(v, T(0)); break;
       case ParamKind::Embedding: randn(v, gen); break;
+      case ParamKind::Frozen: break;  // its layer set it when it was built
       case ParamKind::Weight:
       case ParamKind::Bias: {
         const auto it = fan_in.find(std::string(detail::owner_of(p.name)));

@@ -42,8 +42,11 @@ struct Param {
 };
 
 // What a parameter is for: initialisers and optimisers treat them apart
-// (weight decay usually skips biases and norm parameters).
-enum class ParamKind { Weight, Bias, NormScale, NormShift, Embedding };
+// (weight decay usually skips biases and norm parameters). Frozen: part of
+// the model and of its files, never trained (diffusers' requires_grad=False,
+// e.g. the random frequencies of a Fourier time projection): backward adds
+// no gradient to it, and the optimizer and the EMA leave it alone.
+enum class ParamKind { Weight, Bias, NormScale, NormShift, Embedding, Frozen };
 
 template <Real T, Backend B>
 struct ParameterRef {

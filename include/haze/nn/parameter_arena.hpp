@@ -8,7 +8,8 @@
 // parameter, and one buffer for an all-reduce to send.
 //
 // Layout: the weights (ParamKind::Weight, what weight decay applies to by
-// default) first, then the rest, each group in list order; every slice
+// default) first, then the rest, then the frozen parameters (which the
+// optimizer and the EMA skip), each group in list order; every slice
 // starts on a 256-byte boundary (cudaMalloc's alignment, which cuBLAS and
 // cuDNN expect of their operands). The gaps are zero in both buffers and
 // stay zero: a zero gradient leaves a zero value, its moments and its
@@ -36,14 +37,16 @@ class ParameterArena {
   static constexpr int64_t alignment = 256 / int64_t(sizeof(T));  // elements
 
   explicit ParameterArena(Parameters<T, B> params) : params_(std::move(params)) {
-    for (const bool weights : {true, false})
+    const auto group = [](ParamKind kind) { return kind == ParamKind::Weight ? 0 : kind == ParamKind::Frozen ? 2 : 1; };
+    for (const int g : {0, 1, 2})
       for (size_t i = 0; i < params_.size(); ++i)
-        if ((params_[i].kind == ParamKind::Weight) == weights) order_.push_back(i);
+        if (group(params_[i].kind) == g) order_.push_back(i);
     offsets_.resize(params_.size());
     for (size_t i : order_) {
       offsets_[i] = (size_ + alignment - 1) / alignment * alignment;
       size_ = offsets_[i] + params_[i].value->numel();  // no gap after the last
       if (params_[i].kind == ParamKind::Weight) decayed_end_ = size_;
+      if (params_[i].kind != ParamKind::Frozen) trained_end_ = size_;
     }
     if (!params_.empty() && !packed()) pack();
   }
@@ -55,6 +58,8 @@ class ParameterArena {
   int64_t offset(size_t i) const { return offsets_.at(i); }
   // The weights sit in [0, decayed_end()).
   int64_t decayed_end() const { return decayed_end_; }
+  // Everything but the frozen parameters sits in [0, trained_end()).
+  int64_t trained_end() const { return trained_end_; }
 
   // The buffers; `op` names the caller in the error thrown when a
   // parameter's tensor has been replaced since packing.
@@ -123,6 +128,7 @@ class ParameterArena {
   std::vector<int64_t> offsets_;   // by parameter index
   int64_t size_ = 0;
   int64_t decayed_end_ = 0;
+  int64_t trained_end_ = 0;
 };
 
 }  // namespace haze::nn

@@ -2,14 +2,17 @@
 // UNet: diffusers' UNet2DModel (DDPM's architecture), parameter names
 // included. With C = block_out_channels and L = layers_per_block:
 //
-//   temb = time_embedding(sinusoid(t, C[0]))  [+ class_embedding(label)]   [N, 4 C[0]]
+//   temb = time_embedding(proj(t))  [+ class_embedding(label)]   [N, 4 C[0]]
+//     proj: the sinusoid of width C[0], or Fourier features of ln t (fourier_time);
+//     class_embedding: a table row, time-embedding-like MLP of proj(label)
+//     (class_embed_type timestep), or the caller's class vector (identity)
 //   h = conv_in(x)  (or conv_in(2 x - 1): center_input_sample); push skip
 //   down level i: L x (ResBlock -> [Attention]);          push skip after each
 //                 Downsample unless last;                   push skip
 //   mid: ResBlock, [Attention], ResBlock   (each output / mid_block_scale_factor)
 //   up level i (mirror of level L-1-i): (L + 1) x (concat(h, pop skip) -> ResBlock -> [Attention]);
 //                 Upsample unless last
-//   y = conv_out(SiLU(conv_norm_out(h)))
+//   y = conv_out(SiLU(conv_norm_out(h)))     (/ t with fourier_time)
 //
 // backward is the same walk in reverse, written out below: each up-block
 // ResBlock's input gradient is split into the part for h and the part for
@@ -21,6 +24,7 @@
 // inputs.
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <span>
@@ -30,12 +34,14 @@
 #include "haze/nn/attention.hpp"
 #include "haze/nn/class_embedding.hpp"
 #include "haze/nn/conv2d.hpp"
+#include "haze/nn/fourier_projection.hpp"
 #include "haze/nn/group_norm.hpp"
 #include "haze/nn/res_block.hpp"
 #include "haze/nn/resample.hpp"
 #include "haze/nn/timestep_embedding.hpp"
 #include "haze/nn/trace.hpp"
 #include "haze/nn/unet_config.hpp"
+#include "haze/ops/combine.hpp"
 #include "haze/ops/layout.hpp"
 
 namespace haze::nn {
@@ -56,13 +62,17 @@ class UNet {
   explicit UNet(UNetConfig config)
       : config_((config.validate(), std::move(config))),
         conv_in_(config_.in_channels, config_.block_out_channels[0], 3, 1, 1),
-        time_embedding_(config_.block_out_channels[0], config_.time_embed_dim()),
+        time_embedding_(config_.time_proj_dim(), config_.time_embed_dim()),
         conv_norm_out_(config_.norm_groups, config_.block_out_channels[0], config_.norm_eps, NormActivation::silu),
         conv_out_(config_.block_out_channels[0], config_.out_channels, 3, 1, 1) {
     const auto& C = config_.block_out_channels;
     const int levels = config_.levels();
     const int64_t E = config_.time_embed_dim();
-    if (config_.num_classes > 0) class_embedding_.emplace(config_.num_classes, E);
+    if (config_.fourier_time) fourier_.emplace(C[0]);
+    using Type = UNetConfig::ClassEmbedType;
+    if (config_.class_embed_type == Type::table && config_.num_classes > 0)
+      class_embedding_.emplace(config_.num_classes, E);
+    if (config_.class_embed_type == Type::timestep) class_timestep_embedding_.emplace(config_.time_proj_dim(), E);
     const auto resblock = [&](int64_t in, int64_t out, double output_scale = 1) {
       return ResBlock<T, B>(in, out, E, config_.norm_groups, config_.norm_eps, config_.dropout, output_scale,
                             config_.scale_shift);
@@ -112,27 +122,26 @@ class UNet {
   // forward_in_shares).
   Tensor<T, B> forward(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {},
                        Generator* gen = nullptr) {
-    cached_shares_ = 0;
-    if constexpr (splits_batches<B>) {
-      // (A trace records one pass, in module order: no shares.)
-      if (x.rank() == 4 && training_shares(x.dim(0)) > 1 && !active_trace())
-        return forward_in_shares(x, timesteps, labels, gen);
-    }
-    return run(x, timesteps, labels, gen, true, {});
+    return forward(x, timesteps, Conditioning{labels, nullptr}, gen);
   }
+  // class_embed_type identity: class_vectors [N, time_embed_dim()] are the
+  // class embeddings themselves; after backward, class_vectors_grad() holds
+  // dL/d(class_vectors).
+  Tensor<T, B> forward(const Tensor<T, B>& x, std::span<const double> timesteps, const Tensor<T, B>& class_vectors,
+                       Generator* gen = nullptr) {
+    return forward(x, timesteps, Conditioning{{}, &class_vectors}, gen);
+  }
+  const Tensor<T, B>& class_vectors_grad() const { return class_vectors_grad_; }
   // Where every element of a product has the same bits whatever the
   // product's extent (B::gemm_extent_exact(): the Cpu's packed GEMM), each
   // thread runs one share of the batch; elsewhere infer takes forward's
   // shares. Either way every image's result is forward's, as no op mixes
   // images and none depends on the thread count.
   Tensor<T, B> infer(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels = {}) {
-    if constexpr (splits_batches<B>) {
-      const int64_t shares = x.rank() != 4            ? 1  // run() names the error
-                             : B::gemm_extent_exact() ? inference_shares(x.dim(0), B::max_threads())
-                                                    : training_shares(x.dim(0));
-      if (shares > 1) return infer_in_shares(x, timesteps, labels, shares);
-    }
-    return run(x, timesteps, labels, nullptr, false, {});
+    return infer(x, timesteps, Conditioning{labels, nullptr});
+  }
+  Tensor<T, B> infer(const Tensor<T, B>& x, std::span<const double> timesteps, const Tensor<T, B>& class_vectors) {
+    return infer(x, timesteps, Conditioning{{}, &class_vectors});
   }
 
   // Inference shares: the same number per thread, each of at most `chunk`
@@ -163,7 +172,7 @@ class UNet {
     if constexpr (splits_batches<B>) {
       if (cached_shares_ > 1) return backward_in_shares(dy);
     }
-    Tensor<T, B> dh = conv_out_.backward(dy);
+    Tensor<T, B> dh = fourier_ ? conv_out_.backward(divided_by_timesteps(dy)) : conv_out_.backward(dy);
     trace_input_grad("conv_out", dh);
     dh = conv_norm_out_.backward(dh);
     trace_input_grad("conv_norm_out", dh);
@@ -238,14 +247,18 @@ class UNet {
     trace_input_grad("time_embedding (gradient of its output)", dtemb);
 
     if (class_embedding_) class_embedding_->backward(dtemb);
-    time_embedding_.backward(dtemb);  // the sinusoid needs no gradient
+    if (class_timestep_embedding_) class_timestep_embedding_->backward(dtemb);
+    time_embedding_.backward(dtemb);  // the projection needs no gradient
+    if (config_.takes_class_vectors()) class_vectors_grad_ = std::move(dtemb);
     return dx;
   }
 
   void parameters(Parameters<T, B>& out, std::string_view prefix) {
     conv_in_.parameters(out, join_name(prefix, "conv_in"));
+    if (fourier_) fourier_->parameters(out, join_name(prefix, "time_proj"));
     time_embedding_.parameters(out, join_name(prefix, "time_embedding"));
     if (class_embedding_) class_embedding_->parameters(out, join_name(prefix, "class_embedding"));
+    if (class_timestep_embedding_) class_timestep_embedding_->parameters(out, join_name(prefix, "class_embedding"));
     for (size_t i = 0; i < down_.size(); ++i)
       down_[i].parameters(out, join_name(prefix, "down_blocks." + std::to_string(i)), "downsamplers.0");
     for (size_t j = 0; j < mid_resnets_.size(); ++j)
@@ -258,6 +271,39 @@ class UNet {
   }
 
  private:
+  // What each sample is conditioned on besides its timestep: a label, or a
+  // class vector (class_embed_type identity), or nothing.
+  struct Conditioning {
+    std::span<const int64_t> labels;
+    const Tensor<T, B>* vectors = nullptr;  // [N, time_embed_dim()]
+
+    Conditioning part(int64_t first, int64_t last, Tensor<T, B>& vector_rows) const {
+      if (!vectors) return {labels.empty() ? labels : labels.subspan(first, last - first), nullptr};
+      vector_rows = vectors->slice(first * vectors->dim(1), {last - first, vectors->dim(1)});
+      return {{}, &vector_rows};
+    }
+  };
+
+  Tensor<T, B> forward(const Tensor<T, B>& x, std::span<const double> timesteps, Conditioning c, Generator* gen) {
+    cached_shares_ = 0;
+    if constexpr (splits_batches<B>) {
+      // (A trace records one pass, in module order: no shares.)
+      if (x.rank() == 4 && training_shares(x.dim(0)) > 1 && !active_trace())
+        return forward_in_shares(x, timesteps, c, gen);
+    }
+    return run(x, timesteps, c, gen, true, {});
+  }
+
+  Tensor<T, B> infer(const Tensor<T, B>& x, std::span<const double> timesteps, Conditioning c) {
+    if constexpr (splits_batches<B>) {
+      const int64_t shares = x.rank() != 4            ? 1  // run() names the error
+                             : B::gemm_extent_exact() ? inference_shares(x.dim(0), B::max_threads())
+                                                    : training_shares(x.dim(0));
+      if (shares > 1) return infer_in_shares(x, timesteps, c, shares);
+    }
+    return run(x, timesteps, c, nullptr, false, {});
+  }
+
   struct Level {
     std::vector<ResBlock<T, B>> resnets;
     std::vector<Attention<T, B>> attentions;  // empty, or one per ResBlock
@@ -300,17 +346,14 @@ class UNet {
     B::copy(whole.data() + first * (whole.numel() / whole.dim(0)), part.data(), part.numel());
   }
 
-  static std::span<const int64_t> labels_of(std::span<const int64_t> labels, int64_t first, int64_t last) {
-    return labels.empty() ? labels : labels.subspan(first, last - first);
-  }
-
-  Tensor<T, B> infer_in_shares(const Tensor<T, B>& x, std::span<const double> timesteps,
-                               std::span<const int64_t> labels, int64_t shares) {
-    check_inputs(x, timesteps, labels);
+  Tensor<T, B> infer_in_shares(const Tensor<T, B>& x, std::span<const double> timesteps, Conditioning c,
+                               int64_t shares) {
+    check_inputs(x, timesteps, c);
     const int64_t n = x.dim(0);
     Tensor<T, B> y({n, config_.out_channels, x.dim(2), x.dim(3)});
     for_each_share(n, shares, [&](int64_t, int64_t first, int64_t last) {
-      put_images(run(images(x, first, last), timesteps.subspan(first, last - first), labels_of(labels, first, last),
+      Tensor<T, B> rows;
+      put_images(run(images(x, first, last), timesteps.subspan(first, last - first), c.part(first, last, rows),
                      nullptr, false, {}),
                  first, y);
     });
@@ -322,16 +365,17 @@ class UNet {
   // 0 adds its gradients straight into this model's; the others into their
   // own, which backward then adds in share order. Dropout masks are drawn by
   // place in the whole batch (BatchShare), so they are the whole batch's.
-  Tensor<T, B> forward_in_shares(const Tensor<T, B>& x, std::span<const double> timesteps,
-                                 std::span<const int64_t> labels, Generator* gen) {
-    check_inputs(x, timesteps, labels);
+  Tensor<T, B> forward_in_shares(const Tensor<T, B>& x, std::span<const double> timesteps, Conditioning c,
+                                 Generator* gen) {
+    check_inputs(x, timesteps, c);
     const int64_t n = x.dim(0), shares = training_shares(n);
     bind_replicas(shares);
     Tensor<T, B> y({n, config_.out_channels, x.dim(2), x.dim(3)});
     std::vector<Generator> gens(size_t(shares), gen ? *gen : Generator{0});
     for_each_share(n, shares, [&](int64_t s, int64_t first, int64_t last) {
+      Tensor<T, B> rows;
       put_images(replicas_[s]->run(images(x, first, last), timesteps.subspan(first, last - first),
-                                   labels_of(labels, first, last), gen ? &gens[s] : nullptr, true, {first, n}),
+                                   c.part(first, last, rows), gen ? &gens[s] : nullptr, true, {first, n}),
                  first, y);
     });
     if (gen) *gen = gens[0];  // every share moved past the whole batch's masks
@@ -346,9 +390,11 @@ class UNet {
     HAZE_REQUIRE(dy.shape() == output_shape_, "UNet::backward: dy ", dy.shape(), " does not match the forward output ",
                  output_shape_);
     Tensor<T, B> dx({n, config_.in_channels, dy.dim(2), dy.dim(3)});
+    if (config_.takes_class_vectors()) class_vectors_grad_ = Tensor<T, B>({n, config_.time_embed_dim()});
     for_each_share(n, shares, [&](int64_t s, int64_t first, int64_t last) {
       if (s > 0) zero_grad(*replicas_[s]);
       put_images(replicas_[s]->backward(images(dy, first, last)), first, dx);
+      if (config_.takes_class_vectors()) put_images(replicas_[s]->class_vectors_grad_, first, class_vectors_grad_);
     });
     add_replica_grads(shares);
     return dx;
@@ -403,22 +449,27 @@ class UNet {
     return training ? layer.forward(x) : layer.infer(x);
   }
 
-  Tensor<T, B> run(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels,
-                   Generator* gen, bool training, BatchShare share) {
-    check_inputs(x, timesteps, labels);
-    // Time (and class) embedding.
-    const Tensor<T, B> sinusoid = sinusoidal_embedding<T, B>(timesteps, config_.block_out_channels[0],
-                                                             config_.flip_sin_to_cos, config_.freq_shift);
+  Tensor<T, B> run(const Tensor<T, B>& x, std::span<const double> timesteps, Conditioning c, Generator* gen,
+                   bool training, BatchShare share) {
+    check_inputs(x, timesteps, c);
     // What a trace records (forward only: infer may run on many threads).
     const auto traced = [training](const auto& name, const Tensor<T, B>& t) {
       if (training) trace_output(name, t);
     };
-    Tensor<T, B> temb = step(time_embedding_, sinusoid, training);
+    // Time (and class) embedding.
+    Tensor<T, B> temb = step(time_embedding_, time_projection(timesteps), training);
     traced("time_embedding", temb);
     if (class_embedding_) {
-      const Tensor<T, B> cemb = training ? class_embedding_->forward(labels) : class_embedding_->infer(labels);
+      const Tensor<T, B> cemb = training ? class_embedding_->forward(c.labels) : class_embedding_->infer(c.labels);
       traced("class_embedding", cemb);
       ops::axpy(T(1), cemb, temb);
+    } else if (class_timestep_embedding_) {
+      const std::vector<double> values(c.labels.begin(), c.labels.end());
+      const Tensor<T, B> cemb = step(*class_timestep_embedding_, time_projection(values), training);
+      traced("class_embedding", cemb);
+      ops::axpy(T(1), cemb, temb);
+    } else if (c.vectors) {
+      ops::axpy(T(1), *c.vectors, temb);
     }
     const auto resnet = [&](ResBlock<T, B>& block, const Tensor<T, B>& in) {
       return training ? block.forward(in, temb, gen, share) : block.infer(in, temb);
@@ -484,8 +535,27 @@ class UNet {
     traced("conv_norm_out", h);
     Tensor<T, B> y = step(conv_out_, h, training);
     traced("conv_out", y);
+    if (fourier_) {  // diffusers' score-SDE output: the model's estimate over sigma
+      ops::divide_per_sample(y, timesteps);
+      if (training) output_divisors_.assign(timesteps.begin(), timesteps.end());
+    }
     if (training) cached_ = true;
     return y;
+  }
+
+  Tensor<T, B> time_projection(std::span<const double> values) const {
+    return fourier_ ? fourier_->project(values)
+                    : sinusoidal_embedding<T, B>(values, config_.block_out_channels[0], config_.flip_sin_to_cos,
+                                                 config_.freq_shift);
+  }
+
+  Tensor<T, B> divided_by_timesteps(const Tensor<T, B>& dy) const {
+    HAZE_REQUIRE(dy.rank() >= 1 && dy.dim(0) == int64_t(output_divisors_.size()), "UNet::backward: dy ", dy.shape(),
+                 " does not match the forward's batch of ", output_divisors_.size());
+    Tensor<T, B> scaled(dy.shape());
+    ops::copy(dy, scaled);
+    ops::divide_per_sample(scaled, output_divisors_);
+    return scaled;
   }
 
   static Tensor<T, B> centered(const Tensor<T, B>& x) {
@@ -494,7 +564,8 @@ class UNet {
     return y;
   }
 
-  void check_inputs(const Tensor<T, B>& x, std::span<const double> timesteps, std::span<const int64_t> labels) const {
+  void check_inputs(const Tensor<T, B>& x, std::span<const double> timesteps, Conditioning c) const {
+    const std::span<const int64_t> labels = c.labels;
     x.require_nonempty("UNet::forward");
     HAZE_REQUIRE(x.rank() == 4 && x.dim(1) == config_.in_channels, "UNet: expects input [N, ", config_.in_channels,
                  ", H, W], got ", x.shape());
@@ -503,25 +574,48 @@ class UNet {
                  x.dim(3), " is not divisible by 2^(levels - 1) = ", factor);
     HAZE_REQUIRE(static_cast<int64_t>(timesteps.size()) == x.dim(0), "UNet: ", timesteps.size(),
                  " timesteps for a batch of ", x.dim(0));
+    if (fourier_)  // here too, so that a bad one is named by its place in the whole batch
+      for (size_t n = 0; n < timesteps.size(); ++n)
+        HAZE_REQUIRE(std::isfinite(timesteps[n]) && timesteps[n] > 0, "UNet: timestep ", timesteps[n], " of sample ",
+                     n, " is not finite and > 0 (time_embedding_type fourier: the model takes the noise level sigma)");
     if (class_embedding_) {
       HAZE_REQUIRE(static_cast<int64_t>(labels.size()) == x.dim(0), "UNet: class-conditional model needs ",
                    x.dim(0), " labels, got ", labels.size(), " (use ", config_.num_classes, " for no class)");
       class_embedding_->check(labels);  // here, so that a bad label is named by its place in the whole batch
+    } else if (class_timestep_embedding_) {
+      HAZE_REQUIRE(static_cast<int64_t>(labels.size()) == x.dim(0), "UNet: class-conditional model needs ",
+                   x.dim(0), " labels, got ", labels.size(), " (use ", config_.num_classes, " for no class)");
+      for (size_t n = 0; n < labels.size(); ++n)
+        HAZE_REQUIRE(labels[n] >= (fourier_ ? 1 : 0) && labels[n] <= config_.num_classes, "UNet: label ", labels[n],
+                     " of sample ", n, " is outside [", fourier_ ? 1 : 0, ", ", config_.num_classes,
+                     "] (class_embed_type timestep", fourier_ ? ", whose Fourier projection takes the label's log)" : ")");
     } else {
       HAZE_REQUIRE(labels.empty(), "UNet: labels given to an unconditional model (num_classes = 0)");
+    }
+    if (config_.takes_class_vectors()) {
+      HAZE_REQUIRE(c.vectors, "UNet: the model's class_embed_type is identity: pass class vectors [", x.dim(0), ", ",
+                   config_.time_embed_dim(), "] instead of labels");
+      HAZE_REQUIRE(c.vectors->shape() == (Shape{x.dim(0), config_.time_embed_dim()}), "UNet: class vectors ",
+                   c.vectors->shape(), " should be [", x.dim(0), ", ", config_.time_embed_dim(), "]");
+    } else {
+      HAZE_REQUIRE(!c.vectors, "UNet: class vectors given to a model whose class_embed_type is not identity");
     }
   }
 
   UNetConfig config_;
   Conv2d<T, B> conv_in_;
   TimestepEmbedding<T, B> time_embedding_;
+  std::optional<FourierProjection<T, B>> fourier_;  // fourier_time
   std::optional<ClassEmbedding<T, B>> class_embedding_;
+  std::optional<TimestepEmbedding<T, B>> class_timestep_embedding_;  // class_embed_type timestep
   std::vector<Level> down_, up_;
   std::vector<ResBlock<T, B>> mid_resnets_;
   std::vector<Attention<T, B>> mid_attention_;  // empty without mid_attention
   GroupNorm<T, B> conv_norm_out_;  // and SiLU
   Conv2d<T, B> conv_out_;
   std::vector<int64_t> skip_channels_;  // channels of each skip, in push order
+  std::vector<double> output_divisors_;  // fourier_time: the forward's timesteps
+  Tensor<T, B> class_vectors_grad_;      // identity: dL/d(class vectors) after backward
   bool cached_ = false;
   int64_t cached_shares_ = 0;                   // > 1: the cached forward ran in that many shares
   Shape output_shape_;                          // of that forward

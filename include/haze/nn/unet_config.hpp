@@ -49,6 +49,20 @@ struct UNetConfig {
   // gives a scale and a shift applied after norm2, instead of an add before it
   bool scale_shift = false;
   bool center_input_sample = false;   // the input goes in as 2 x - 1
+  // time_embedding_type "fourier": Fourier features of ln t with frozen
+  // random frequencies (nn/fourier_projection.hpp), 2 C[0] wide, and the
+  // output divided by t: the score-SDE models, whose t is the noise level
+  // sigma > 0. flip_sin_to_cos and freq_shift do not apply to it.
+  bool fourier_time = false;
+  // class_embed_type. table: diffusers' None with num_class_embeds, above.
+  // timestep: the label, as a number, goes through the time projection and
+  // a second TimestepEmbedding ("class_embedding.linear_1" ...); labels are
+  // 0 .. num_classes as for the table (num_classes is only one more number
+  // here, the null class if training drops labels to it). identity: the
+  // caller gives the class embedding itself, time_embed_dim() numbers per
+  // sample (UNet::forward with class vectors), and num_classes is 0.
+  enum class ClassEmbedType { table, timestep, identity };
+  ClassEmbedType class_embed_type = ClassEmbedType::table;
   // The image size the model was made for (0: not said), height by
   // sample_width (0: square); forward takes any size the levels divide.
   int64_t sample_size = 0;
@@ -58,6 +72,11 @@ struct UNetConfig {
 
   int levels() const { return static_cast<int>(block_out_channels.size()); }
   int64_t time_embed_dim() const { return 4 * block_out_channels.front(); }
+  // The time projection's width: the sinusoid's C[0], or 2 C[0] Fourier features.
+  int64_t time_proj_dim() const { return (fourier_time ? 2 : 1) * block_out_channels.front(); }
+  // Whether a sample comes with a class label (int64) or class vector.
+  bool takes_labels() const { return num_classes > 0; }
+  bool takes_class_vectors() const { return class_embed_type == ClassEmbedType::identity; }
   bool has_attention(int level) const {
     return std::find(attention_levels.begin(), attention_levels.end(), level) != attention_levels.end();
   }
@@ -131,6 +150,11 @@ struct UNetConfig {
     HAZE_REQUIRE(norm_eps > 0 && norm_eps < 1, where, ": norm_eps must be in (0, 1), got ", norm_eps);
     HAZE_REQUIRE(dropout >= 0 && dropout < 1, where, ": dropout must be in [0, 1), got ", dropout);
     HAZE_REQUIRE(in_range(num_classes, 0, max_classes), where, ": num_classes must be in [0, ", max_classes, "], got ",
+                 num_classes);
+    HAZE_REQUIRE(class_embed_type != ClassEmbedType::timestep || num_classes > 0, where,
+                 ": class_embed_type timestep needs num_classes > 0 to bound the labels");
+    HAZE_REQUIRE(class_embed_type != ClassEmbedType::identity || num_classes == 0, where,
+                 ": class_embed_type identity takes class vectors, not labels: num_classes must be 0, got ",
                  num_classes);
   }
 };

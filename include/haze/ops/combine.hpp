@@ -4,6 +4,7 @@
 //   lincomb(out, a, x, b, y)            out = a x + b y
 //   lincomb(out, a, x, b, y, c, z)      out = a x + b y + c z
 //   lincomb_per_sample(out, a, x, b, y) out[n] = a[n] x[n] + b[n] y[n]
+//   divide_per_sample(x, d)             x[n] = x[n] / d[n]
 // where n indexes the leading (batch) axis and a, b are host spans with one
 // coefficient per sample (each sample may sit at its own timestep).
 // Coefficients arrive as double and are applied in T.
@@ -47,6 +48,14 @@ struct CombinePerSample {
   }
 };
 
+template <class T>
+struct DividePerSample {
+  T* x;
+  const T* divisors;
+  int64_t per_sample;
+  HAZE_HD void operator()(int64_t i) const { x[i] = x[i] / divisors[i / per_sample]; }
+};
+
 }  // namespace detail
 
 template <Real T, Backend B>
@@ -77,6 +86,18 @@ void lincomb_per_sample(Tensor<T, B>& out, std::span<const double> a, const Tens
   const auto coef_b = Tensor<T, B>::from_host({batch}, host_b);
   B::for_each_index(x.numel(), detail::CombinePerSample<T>{out.data(), x.data(), y.data(), coef_a.data(),
                                                            coef_b.data(), x.numel() / batch});
+}
+
+// (A division in T, not a product with 1 / d: the bits of diffusers' sample / t.)
+template <Real T, Backend B>
+void divide_per_sample(Tensor<T, B>& x, std::span<const double> divisors) {
+  x.require_nonempty("ops::divide_per_sample");
+  const int64_t batch = x.dim(0);
+  HAZE_REQUIRE(static_cast<int64_t>(divisors.size()) == batch, "ops::divide_per_sample: ", divisors.size(),
+               " divisors for a batch of ", batch, " (x is ", x.shape(), ")");
+  const std::vector<T> host(divisors.begin(), divisors.end());
+  const auto device = Tensor<T, B>::from_host({batch}, host);
+  B::for_each_index(x.numel(), detail::DividePerSample<T>{x.data(), device.data(), x.numel() / batch});
 }
 
 }  // namespace haze::ops

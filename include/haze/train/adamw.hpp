@@ -146,7 +146,7 @@ class AdamW {
   // parameter, and nothing was written.
   void step(double lr) {
     enqueue_step(lr, {.nonfinite = nonfinite_.data()});
-    finish_step(lr, arena_.size() == 0 ? 0.0 : nonfinite_.to_host()[0]);
+    finish_step(lr, arena_.trained_end() == 0 ? 0.0 : nonfinite_.to_host()[0]);
   }
 
   // The same step queued on the backend, reading nothing back: it writes
@@ -155,7 +155,7 @@ class AdamW {
   void enqueue_step(double lr, const StepControls<T, B>& controls) {
     HAZE_REQUIRE(lr >= 0 && std::isfinite(lr), "AdamW::step: learning rate must be finite and >= 0, got ", lr);
     HAZE_REQUIRE(controls.nonfinite, "AdamW::enqueue_step: controls.nonfinite must point at a device double");
-    const int64_t size = arena_.size();
+    const int64_t size = arena_.trained_end();  // frozen parameters stay as they are
     if (size == 0) return;
     const detail::AdamWKernel<T> kernel = kernel_for(lr, step_ + 1, controls.grad_scale);
     B::for_each_index(size, detail::AdamWNonFinite<T>{kernel, flags_.data()});
@@ -188,7 +188,7 @@ class AdamW {
             arena_.grads(op),
             m_.data(),
             v_.data(),
-            options_.decay_all ? arena_.size() : arena_.decayed_end(),
+            options_.decay_all ? arena_.trained_end() : arena_.decayed_end(),
             T(decay),
             T(options_.beta1),
             T(options_.beta2),
@@ -204,6 +204,7 @@ class AdamW {
     const std::vector<T> flags = flags_.to_host();
     for (size_t i = 0; i < arena_.parameters().size(); ++i) {
       const auto& p = arena_.parameters()[i];
+      if (p.kind == nn::ParamKind::Frozen) continue;  // not updated: no flags
       const int64_t n = p.value->numel(), offset = arena_.offset(i);
       int64_t bad = 0;
       for (int64_t j = offset; j < offset + n; ++j) bad += flags[size_t(j)] != T(0);

@@ -56,7 +56,7 @@ class Ema {
     require_matches(params, "Ema::update");
     if (arena_.size() == 0) return;
     const double d = decay_at(step);
-    B::for_each_index(arena_.size(),
+    B::for_each_index(arena_.trained_end(),  // a frozen parameter's average is its value
                       detail::EmaUpdate<T>{flat_.data(), arena_.values("Ema::update"), T(d), T(1 - d)});
   }
 

@@ -101,7 +101,8 @@ GradcheckReport gradcheck(Module& model, std::vector<Tensor<T, B>*> inputs, std:
   GradcheckReport report;
   for (size_t i = 0; i < inputs.size(); ++i)
     report.entries.push_back(probe("input " + std::to_string(i), *inputs[i], dinputs[i].to_host()));
-  for (auto& p : params) report.entries.push_back(probe(p.name, *p.value, p.grad->to_host()));
+  for (auto& p : params)  // a frozen parameter has no gradient by design
+    if (p.kind != nn::ParamKind::Frozen) report.entries.push_back(probe(p.name, *p.value, p.grad->to_host()));
   return report;
 }
 
