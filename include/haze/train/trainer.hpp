@@ -1,14 +1,22 @@
 #pragma once
-// Trainer: the denoising training loop. One step() is one optimizer update:
+// Trainer: the denoising training loop. One step() is one optimizer update
+// over M = ranks x accumulation micro-batches of batch_size items each, the
+// step's items being the next M x batch_size of the data order:
 //
-//   for each of `accumulation` micro-batches:
-//     x0, labels <- next items of the data order    (labels -> null class with p = label_dropout)
-//     t ~ U{0 .. T-1},  eps ~ N(0, I)               (host draws and randn from one Generator)
+//   for each of this rank's micro-batches g (rank r takes g = r A .. r A + A - 1):
+//     x0, labels <- items [g b, (g + 1) b) of the step's   (labels -> null class with p = label_dropout)
+//     t ~ U{0 .. T-1},  eps ~ N(0, I)               (host draws and randn from micro-batch g's Generator)
 //     x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
-//     loss = w mse(model(x_t, t, labels), target_P(x0, eps)) / accumulation
-//     model.backward(dloss)                         (gradients add up)
+//     loss = w mse(model(x_t, t, labels), target_P(x0, eps)) / M
+//     model.backward(dloss); gradient sum += its gradients   (in micro-batch order)
+//   the ranks' sums added in rank order (Communicator::sum_in_rank_order)
 //   clip the global gradient norm, AdamW step at lr(step), EMA update
 //                                                  (one pass over the parameter arena)
+//
+// Micro-batch g's randomness comes from a Generator keyed by (seed, step, g)
+// alone, and its gradients are added to the others' one whole micro-batch at
+// a time, so N ranks with accumulation 1 compute the bits one rank computes
+// with accumulation N: the same draws, the same sums in the same order.
 //
 // A NaN or infinite loss or gradient norm, or an update that would make a
 // parameter NaN or infinite (AdamW checks), throws haze::Error naming the
@@ -16,8 +24,9 @@
 // stays good. The checks wait on nothing: the losses, the norm, the
 // clipping factor and the verdicts stay in one backend buffer that the
 // update itself consults, read back once when the step's work is queued
-// (a step's only host round trip on a GPU). Everything random comes from the Generator and the BatchOrder, whose
-// state a checkpoint saves: a resumed run repeats a straight run bit for bit.
+// (a step's only host round trip on a GPU, on one rank). Everything random
+// comes from the seed, the step and the BatchOrder, whose state a checkpoint
+// saves: a resumed run repeats a straight run bit for bit.
 //
 // Model: forward(x, timesteps, labels, Generator*), backward(dy),
 // parameters(out, prefix), value_type, backend_type (nn::UNet is one).
@@ -36,6 +45,7 @@
 #include "haze/ops/reduce.hpp"
 #include "haze/ops/random.hpp"
 #include "haze/train/adamw.hpp"
+#include "haze/train/communicator.hpp"
 #include "haze/train/dataset.hpp"
 #include "haze/train/ema.hpp"
 #include "haze/train/lr_schedule.hpp"
@@ -82,6 +92,15 @@ enum StatusSlot : int64_t { squares, norm, clip_scale, blocked, nonfinite, losse
 // After the backward pass: the gradient norm from its sum of squares, the
 // clipping factor (rounded to T, as clipping the gradients would apply it),
 // and whether the step must write nothing (a loss or the norm not finite).
+// Micro-batch g of step `step`: a Philox key of its own, drawn from the
+// seed's stream at block (step, g).
+inline Generator micro_batch_generator(uint64_t seed, int64_t step, int64_t g) {
+  const philox::Block bits = philox::philox4x32_10(
+      philox::counter_of((static_cast<uint64_t>(step) << 20) | static_cast<uint64_t>(g)),
+      philox::key_of(seed ^ 0x6d6963726f626174ULL));
+  return Generator{static_cast<uint64_t>(bits.v[0]) | (static_cast<uint64_t>(bits.v[1]) << 32), 0};
+}
+
 template <class T>
 struct ClipAndGate {
   double* status;
@@ -97,6 +116,13 @@ struct ClipAndGate {
   }
   HAZE_HD static bool is_finite(double v) { return v - v == 0.0; }
 };
+
+template <class T>
+struct AddInto {  // sum[i] = sum[i] + part[i]
+  T* sum;
+  const T* part;
+  HAZE_HD void operator()(int64_t i) const { sum[i] = sum[i] + part[i]; }
+};
 }  // namespace detail
 
 template <class Model, Prediction P>
@@ -105,14 +131,19 @@ class Trainer {
   using T = typename Model::value_type;
   using B = typename Model::backend_type;
 
-  Trainer(Model& model, Schedule schedule, const Dataset& data, TrainerOptions options)
+  // With a Communicator of N ranks, every rank builds its Trainer alike
+  // (same options, data and seed); rank 0's parameters are copied to the
+  // others here, and each step sums the ranks' gradients.
+  Trainer(Model& model, Schedule schedule, const Dataset& data, TrainerOptions options,
+          Communicator& communicator = single_rank())
       : model_(model),
         process_(std::move(schedule)),
         data_(data),
         options_((options.validate(), options)),
+        comm_(communicator),
         params_(nn::parameters_of(model)),
         optimizer_(params_, options_.adamw),
-        ema_(params_, options_.ema_decay),
+        ema_((broadcast_parameters(), params_), options_.ema_decay),
         order_((data.validate(), data.count()), options_.seed ^ 0x9e3779b97f4a7c15ULL),
         gen_{options_.seed},
         status_(Tensor<double, B>::zeros({detail::losses + options_.accumulation})) {
@@ -125,44 +156,56 @@ class Trainer {
 
   // The trainer reads `data` at every step: it must outlive the trainer, so a
   // temporary is refused at compile time.
-  Trainer(Model&, Schedule, const Dataset&&, TrainerOptions) = delete;
+  Trainer(Model&, Schedule, const Dataset&&, TrainerOptions, Communicator& = single_rank()) = delete;
 
   StepReport step() {
     const auto start = std::chrono::steady_clock::now();
     const int64_t n = options_.batch_size;
     const int64_t next_step = optimizer_.steps_taken() + 1;
+    const int accumulation = options_.accumulation;
+    const int64_t micros = int64_t(comm_.size()) * accumulation;  // the step's micro-batches, all ranks
     const nn::ParameterArena<T, B>& arena = optimizer_.arena();
-    arena.zero_grads();
+    T* grads = arena.grads("Trainer::step");
     double* status = status_.data();
-    for (int micro = 0; micro < options_.accumulation; ++micro) {
+    const std::vector<int64_t> items = order_.next(micros * n);  // every rank advances the order alike
+    for (int micro = 0; micro < accumulation; ++micro) {
       ensure_buffers(n);
-      const std::vector<int64_t> indices = order_.next(n);
+      const int64_t g = int64_t(comm_.rank()) * accumulation + micro;
+      Generator gen = detail::micro_batch_generator(gen_.seed, next_step, g);
+      const std::vector<int64_t> indices(items.begin() + g * n, items.begin() + (g + 1) * n);
       data_.gather(indices, *x0_, labels_);
       std::vector<int> ts(static_cast<size_t>(n));
       std::vector<double> t_model(ts.size());
       for (size_t i = 0; i < ts.size(); ++i) {
-        ts[i] = static_cast<int>(next_below(gen_, process_.schedule().steps()));
+        ts[i] = static_cast<int>(next_below(gen, process_.schedule().steps()));
         t_model[i] = ts[i];
       }
       if (options_.num_classes > 0) {
         for (auto& label : labels_)
-          if (next_uniform(gen_) < options_.label_dropout) label = options_.num_classes;
+          if (next_uniform(gen) < options_.label_dropout) label = options_.num_classes;
       } else {
         labels_.clear();
       }
-      randn(*eps_, gen_);
+      randn(*eps_, gen);
       process_.marginal(*x0_, ts, *eps_, *x_t_);
       target_from(ts);
       std::vector<double> weights = options_.min_snr_gamma > 0
                                         ? min_snr_weights<P>(process_.schedule(), ts, options_.min_snr_gamma)
                                         : std::vector<double>(ts.size(), 1.0);
-      for (double& w : weights) w /= options_.accumulation;
-      const Tensor<T, B> pred = model_.forward(*x_t_, t_model, labels_, &gen_);
+      for (double& w : weights) w /= double(micros);
+      arena.zero_grads();  // this micro-batch's gradients alone, then added to the sum whole
+      const Tensor<T, B> pred = model_.forward(*x_t_, t_model, labels_, &gen);
       mse_loss_to(pred, *target_, weights, *grad_, status + detail::losses + micro);
       model_.backward(*grad_);
+      if (accumulation > 1) {
+        if (micro == 0) B::copy(gradient_sum().data(), grads, arena.size());
+        else B::for_each_index(arena.size(), detail::AddInto<T>{gradient_sum().data(), grads});
+      }
     }
-    B::sum_axes(arena.grads("Trainer::step"), 1, 1, arena.size(), ops::Square{}, 0.0, status + detail::squares);
-    B::for_each_index(1, detail::ClipAndGate<T>{status, options_.accumulation, options_.clip_norm});
+    if (accumulation > 1) B::copy(grads, gradient_sum().data(), arena.size());
+    if (comm_.size() > 1) sum_across_ranks(arena);
+    B::sum_axes(grads, 1, 1, arena.size(), ops::Square{}, 0.0, status + detail::squares);
+    B::for_each_index(1, detail::ClipAndGate<T>{status, accumulation, options_.clip_norm});
     const double lr = options_.lr.at(next_step);
     optimizer_.enqueue_step(lr, {.nonfinite = status + detail::nonfinite,
                                  .grad_scale = status + detail::clip_scale,
@@ -183,7 +226,7 @@ class Trainer {
                  "; no parameter was changed");
     optimizer_.finish_step(lr, done[detail::nonfinite]);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return {optimizer_.steps_taken(), loss, norm, lr, seconds, n * options_.accumulation};
+    return {optimizer_.steps_taken(), loss, norm, lr, seconds, n * micros};
   }
 
   // Steps until `until` optimizer steps are taken or on_step returns false.
@@ -200,8 +243,42 @@ class Trainer {
   Ema<T, B>& ema() { return ema_; }
   BatchOrder& order() { return order_; }
   Generator& generator() { return gen_; }
+  Communicator& communicator() { return comm_; }
 
  private:
+  static Communicator& single_rank() {
+    static SingleRank one;
+    return one;
+  }
+
+  // Rank 0's parameter values on every rank.
+  void broadcast_parameters() {
+    if (comm_.size() == 1) return;
+    const nn::ParameterArena<T, B>& arena = optimizer_.arena();
+    std::vector<T> host(size_t(arena.size()));
+    B::copy_to_host(host.data(), arena.values("Trainer"), arena.size());
+    comm_.broadcast(std::span<T>(host), 0);
+    B::copy_from_host(arena.values("Trainer"), host.data(), arena.size());
+  }
+
+  // The ranks' gradients and per-micro-batch losses, each summed in rank
+  // order (through host memory: the transports here take host buffers).
+  void sum_across_ranks(const nn::ParameterArena<T, B>& arena) {
+    std::vector<T> host(size_t(arena.size()));
+    B::copy_to_host(host.data(), arena.grads("Trainer::step"), arena.size());
+    comm_.sum_in_rank_order(std::span<T>(host));
+    B::copy_from_host(arena.grads("Trainer::step"), host.data(), arena.size());
+    std::vector<double> losses(size_t(options_.accumulation));
+    B::copy_to_host(losses.data(), status_.data() + detail::losses, int64_t(losses.size()));
+    comm_.sum_in_rank_order(std::span<double>(losses));
+    B::copy_from_host(status_.data() + detail::losses, losses.data(), int64_t(losses.size()));
+  }
+
+  Tensor<T, B>& gradient_sum() {
+    if (gradient_sum_.empty()) gradient_sum_ = Tensor<T, B>({optimizer_.arena().size()});
+    return gradient_sum_;
+  }
+
   void ensure_buffers(int64_t n) {
     if (x0_) return;
     const Shape shape = data_.batch_shape(n);
@@ -227,6 +304,7 @@ class Trainer {
   ForwardProcess<T, B> process_;
   const Dataset& data_;
   TrainerOptions options_;
+  Communicator& comm_;
   nn::Parameters<T, B> params_;
   AdamW<T, B> optimizer_;
   Ema<T, B> ema_;
@@ -235,6 +313,7 @@ class Trainer {
   std::vector<int64_t> labels_;
   Tensor<double, B> status_;  // detail::StatusSlot
   std::optional<Tensor<T, B>> x0_, eps_, x_t_, target_, grad_;
+  Tensor<T, B> gradient_sum_;  // accumulation > 1: the micro-batches' gradients so far
 };
 
 }  // namespace haze::train

@@ -1,0 +1,45 @@
+#pragma once
+// Communicator: what data-parallel training asks of a transport. Each of
+// `size()` ranks holds a replica of the model; the Trainer sums their
+// gradients with sum_in_rank_order, whose result is the same bits on every
+// rank and for every transport:
+//
+//   data[i] <- ((d_0[i] + d_1[i]) + d_2[i]) + ...     (d_r: rank r's data, in T)
+//
+// which is exactly what one rank computes when it adds the same gradients
+// one after another (accumulation), so N ranks can equal one.
+//
+// Implementations: SingleRank (below; the default, no transport), LocalGroup
+// (ranks as threads of one process, train/local_group.hpp: the tests' and a
+// reference for the others). Buffers are host memory.
+
+#include <cstdint>
+#include <span>
+
+namespace haze::train {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Every rank calls these in the same order with the same n.
+  virtual void sum_in_rank_order(std::span<float> data) = 0;
+  virtual void sum_in_rank_order(std::span<double> data) = 0;
+  // data <- rank `root`'s data.
+  virtual void broadcast(std::span<float> data, int root) = 0;
+  virtual void broadcast(std::span<double> data, int root) = 0;
+};
+
+// One rank: every sum is its own data.
+class SingleRank final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void sum_in_rank_order(std::span<float>) override {}
+  void sum_in_rank_order(std::span<double>) override {}
+  void broadcast(std::span<float>, int) override {}
+  void broadcast(std::span<double>, int) override {}
+};
+
+}  // namespace haze::train

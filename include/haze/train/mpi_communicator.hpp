@@ -1,0 +1,93 @@
+#pragma once
+// MpiCommunicator: data-parallel ranks as MPI processes (build with HAZE_MPI;
+// launch with mpirun). The rank-order sum is a reduce-scatter and an
+// all-gather written out, so that MPI chooses no order of its own:
+//
+//   the n values are cut into `size` chunks; rank c receives chunk c of
+//   every rank (MPI_Alltoallv), adds them in rank order, and every rank then
+//   gathers the summed chunks (MPI_Allgatherv).
+//
+// Each value is summed once, by one rank, in rank order: the result is the
+// bits of train::LocalGroup's and of one rank's accumulation, and each rank
+// sends and receives about 2 n values whatever the rank count.
+//
+// MPI has no timeouts: a rank that fails should end the job (MPI_Abort, as
+// haze's programs do on an error), which stops every rank.
+
+#include <mpi.h>
+
+#include <climits>
+#include <vector>
+
+#include "haze/core/error.hpp"
+#include "haze/train/communicator.hpp"
+
+namespace haze::train {
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // The communicator to use (MPI_COMM_WORLD by default); MPI must be initialized.
+  explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    HAZE_REQUIRE(initialized, "MpiCommunicator: call MPI_Init first");
+    check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+    check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void sum_in_rank_order(std::span<float> data) override { sum(data, MPI_FLOAT); }
+  void sum_in_rank_order(std::span<double> data) override { sum(data, MPI_DOUBLE); }
+  void broadcast(std::span<float> data, int root) override { bcast(data, MPI_FLOAT, root); }
+  void broadcast(std::span<double> data, int root) override { bcast(data, MPI_DOUBLE, root); }
+
+ private:
+  template <class T>
+  void sum(std::span<T> data, MPI_Datatype type) {
+    if (size_ == 1) return;
+    const int64_t n = int64_t(data.size());
+    HAZE_REQUIRE(n <= int64_t(INT_MAX), "MpiCommunicator: ", n, " values are more than one MPI call sends (", INT_MAX,
+                 ")");
+    // Chunk c is [start(c), start(c + 1)).
+    const auto start = [&](int c) { return int(n * c / size_); };
+    const auto ranks = static_cast<size_t>(size_);
+    std::vector<int> send_counts(ranks), send_at(ranks), receive_counts(ranks), receive_at(ranks);
+    const int mine = start(rank_ + 1) - start(rank_);
+    for (int c = 0; c < size_; ++c) {
+      send_counts[size_t(c)] = start(c + 1) - start(c);
+      send_at[size_t(c)] = start(c);
+      receive_counts[size_t(c)] = mine;
+      receive_at[size_t(c)] = c * mine;
+    }
+    std::vector<T> parts(static_cast<size_t>(mine) * ranks);  // chunk `rank_` of rank 0, 1, ...
+    check(MPI_Alltoallv(data.data(), send_counts.data(), send_at.data(), type, parts.data(), receive_counts.data(),
+                        receive_at.data(), type, comm_),
+          "MPI_Alltoallv");
+    std::vector<T> summed(parts.begin(), parts.begin() + mine);
+    for (int r = 1; r < size_; ++r)
+      for (int i = 0; i < mine; ++i) summed[size_t(i)] = summed[size_t(i)] + parts[size_t(r * mine + i)];
+    check(MPI_Allgatherv(summed.data(), mine, type, data.data(), send_counts.data(), send_at.data(), type, comm_),
+          "MPI_Allgatherv");
+  }
+
+  template <class T>
+  void bcast(std::span<T> data, MPI_Datatype type, int root) {
+    HAZE_REQUIRE(root >= 0 && root < size_, "MpiCommunicator::broadcast: root ", root, " outside [0, ", size_, ")");
+    HAZE_REQUIRE(data.size() <= size_t(INT_MAX), "MpiCommunicator: ", data.size(), " values are too many for one call");
+    check(MPI_Bcast(data.data(), int(data.size()), type, root, comm_), "MPI_Bcast");
+  }
+
+  static void check(int code, const char* call) {
+    if (code == MPI_SUCCESS) return;
+    char text[MPI_MAX_ERROR_STRING];
+    int length = 0;
+    MPI_Error_string(code, text, &length);
+    HAZE_FAIL("MpiCommunicator: ", call, " failed: ", std::string(text, size_t(length)));
+  }
+
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace haze::train
