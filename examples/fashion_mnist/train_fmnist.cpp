@@ -2,11 +2,14 @@
 //
 //   haze-train-fmnist --preset demo --checkpoint out/fmnist.safetensors
 //   haze-train-fmnist --resume --checkpoint out/fmnist.safetensors --steps 3000
+//   mpirun -np 2 haze-train-fmnist ...     (a build with HAZE_MPI: data-parallel, --batch per rank)
 //
 // A progress bar on a terminal, log lines otherwise; a CSV log and a loss
 // curve; a checkpoint every --checkpoint-every steps, at the end, and on
 // Ctrl-C. A NaN loss stops the run with the step number and leaves the last
-// checkpoint as it was.
+// checkpoint as it was. Under mpirun, rank 0 alone writes and prints; the
+// ranks stop together (Ctrl-C, the time budget), and an error on any rank
+// ends them all.
 #include <haze/haze.hpp>
 #include <haze/io/checkpoint.hpp>
 #include <haze/io/csv_log.hpp>
@@ -24,6 +27,7 @@
 #include <sstream>
 
 #include "../common/cli.hpp"
+#include "../common/ranks.hpp"
 #include "data.hpp"
 #include "presets.hpp"
 
@@ -79,7 +83,11 @@ void write_loss_plot(const fs::path& csv, const fs::path& png) {
 }
 
 template <class B, class P>
-int train(const Flags& f) {
+int train(const Flags& f, examples::Ranks& ranks) {
+  const bool writer = ranks.writer();
+  const auto say = [&](auto... args) {
+    if (writer) std::fprintf(stderr, args...);
+  };
   using Model = nn::UNet<float, B>;
   fashion_mnist::Preset preset = fashion_mnist::preset(f.preset);
   std::string model_json = io::unet_config_json(preset.model);
@@ -107,29 +115,36 @@ int train(const Flags& f) {
       .seed = f.seed};
   options.validate();  // flags that clash (a warm-up as long as the run) fail before the data loads
 
-  std::fprintf(stderr, "loading Fashion-MNIST from %s\n", f.data.c_str());
+  say("loading Fashion-MNIST from %s\n", f.data.c_str());
   const train::Dataset data = fashion_mnist::load(f.data, "train", f.limit);
   Model model(preset.model);
   nn::init_parameters(model, f.seed);
-  train::Trainer<Model, P> trainer(model, schedule, data, options);
-  if (resume_from) {
+  train::Trainer<Model, P> trainer(model, schedule, data, options, ranks.communicator());
+  if (resume_from) {  // every rank reads the same file
     io::load_checkpoint(*resume_from, trainer, model_json);
-    std::fprintf(stderr, "resumed from %s at step %lld\n", f.checkpoint.c_str(), (long long)trainer.steps_taken());
+    say("resumed from %s at step %lld\n", f.checkpoint.c_str(), (long long)trainer.steps_taken());
   }
   size_t parameter_count = 0;
   for (const auto& p : trainer.parameters()) parameter_count += size_t(p.value->numel());
-  std::fprintf(stderr, "model %s (%zu parameters), schedule %s, %s prediction, %lld items, batch %lld x %d\n",
-               model_json.c_str(), parameter_count, schedule.description().c_str(), std::string(P::name).c_str(),
-               (long long)data.count(), (long long)options.batch_size, options.accumulation);
+  say("model %s (%zu parameters), schedule %s, %s prediction, %lld items, batch %lld x %d x %d ranks\n",
+      model_json.c_str(), parameter_count, schedule.description().c_str(), std::string(P::name).c_str(),
+      (long long)data.count(), (long long)options.batch_size, options.accumulation, ranks.size());
 
-  io::CsvLog log(f.log, {"step", "loss", "grad_norm", "lr", "seconds", "images_per_second"}, f.resume);
+  std::optional<io::CsvLog> log;
+  if (writer) log.emplace(f.log, std::vector<std::string>{"step", "loss", "grad_norm", "lr", "seconds", "images_per_second"}, f.resume);
   const std::map<std::string, std::string> extra = {{"haze.dataset", "fashion-mnist"},
                                                     {"haze.preset", f.preset}};
   const auto save = [&] {
-    io::save_checkpoint(f.checkpoint, trainer, model_json, extra);
+    if (writer) io::save_checkpoint(f.checkpoint, trainer, model_json, extra);
+  };
+  // Whether any rank was asked to stop: they stop at the same step.
+  const auto any_rank = [&](bool mine) {
+    double flag[1] = {mine ? 1.0 : 0.0};
+    ranks.communicator().sum_in_rank_order(std::span<double>(flag));
+    return flag[0] > 0;
   };
 
-  io::Progress progress(steps);
+  io::Progress progress(steps);  // (updated on the writer only)
   const auto start = std::chrono::steady_clock::now();
   const auto elapsed_minutes = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60;
@@ -139,11 +154,13 @@ int train(const Flags& f) {
     while (trainer.steps_taken() < steps) {
       const train::StepReport r = trainer.step();
       const double rate = double(r.items) / r.seconds;
-      log.row({double(r.step), r.loss, r.grad_norm, r.lr, r.seconds, rate});
-      progress.update(r.step, r.loss, rate);
+      if (writer) {
+        log->row({double(r.step), r.loss, r.grad_norm, r.lr, r.seconds, rate});
+        progress.update(r.step, r.loss, rate);
+      }
       if (f.checkpoint_every > 0 && r.step % f.checkpoint_every == 0) save();
-      if (examples::stop_requested) { stopped_by = "interrupted"; break; }
-      if (f.minutes > 0 && elapsed_minutes() >= f.minutes) { stopped_by = "time budget reached"; break; }
+      if (any_rank(examples::stop_requested)) { stopped_by = "interrupted"; break; }
+      if (any_rank(f.minutes > 0 && elapsed_minutes() >= f.minutes)) { stopped_by = "time budget reached"; break; }
     }
   } catch (const std::exception& e) {
     progress.finish();  // ends the bar's line before the message
@@ -151,16 +168,19 @@ int train(const Flags& f) {
   }
   progress.finish();
   save();
+  if (!writer) return 0;
+  log.reset();  // flushed before the plot reads it
   write_loss_plot(f.log, f.loss_png);
-  std::fprintf(stderr, "%s at step %lld after %.1f min; checkpoint %s, log %s, loss curve %s\n",
-               stopped_by.empty() ? "finished" : stopped_by.c_str(), (long long)trainer.steps_taken(),
-               elapsed_minutes(), f.checkpoint.c_str(), f.log.c_str(), f.loss_png.c_str());
+  say("%s at step %lld after %.1f min; checkpoint %s, log %s, loss curve %s\n",
+      stopped_by.empty() ? "finished" : stopped_by.c_str(), (long long)trainer.steps_taken(), elapsed_minutes(),
+      f.checkpoint.c_str(), f.log.c_str(), f.loss_png.c_str());
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  examples::Ranks ranks(argc, argv);
   Flags f;
   CLI::App app{"Train a class-conditional diffusion UNet on Fashion-MNIST (haze)", "haze-train-fmnist"};
   using examples::at_least, examples::in_range, examples::known;
@@ -211,11 +231,13 @@ int main(int argc, char** argv) {
   app.add_option("--backend", f.backend, "cpu, or device in a build with a device system")
       ->capture_default_str()
       ->check(known(examples::require_backend));
-  return examples::run_reporting_errors(app, argc, argv, [&] {
-    examples::require_writable({{"--checkpoint", f.checkpoint}, {"--log", f.log}, {"--loss-png", f.loss_png}});
+  return ranks.finish(examples::run_reporting_errors(app, argc, argv, [&] {
+    ranks.require_transport();
+    if (ranks.writer())
+      examples::require_writable({{"--checkpoint", f.checkpoint}, {"--log", f.log}, {"--loss-png", f.loss_png}});
     examples::install_stop_handler();  // from here on Ctrl-C means: finish the step, save, exit
     return examples::with_backend(f.backend, [&]<class B>() {
-      return sample::with_prediction(f.prediction, [&]<class P>(P) { return train<B, P>(f); });
+      return sample::with_prediction(f.prediction, [&]<class P>(P) { return train<B, P>(f, ranks); });
     });
-  });
+  }));
 }

@@ -252,3 +252,39 @@ expect(0 "samples classified as their class" ${BIN}/haze-eval --samples ${WORK}/
        --classifier ${WORK}/classifier.safetensors --out ${WORK}/scores.json)
 expect(1 "no tensor 'samples'" ${BIN}/haze-eval --samples ${ckpt} --classifier ${WORK}/classifier.safetensors
        --out ${WORK}/scores.json)
+
+# Data-parallel under mpirun (a build with HAZE_MPI): 2 ranks of batch 8
+# write the very bytes of 1 rank with batch 8 and accumulation 2, and each
+# checkpoint resumes on the other rank count to the same bytes again.
+if(MPIEXEC)
+  set(ENV{OMPI_ALLOW_RUN_AS_ROOT} 1)  # (CI runs as root)
+  set(ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} 1)
+  set(ENV{OMPI_MCA_rmaps_base_oversubscribe} 1)
+  set(ENV{OMP_NUM_THREADS} 1)
+  set(parallel_flags ${tiny_flags} --checkpoint-every 0)
+  expect(0 "batch 8 x 1 x 2 ranks" ${MPIEXEC} -np 2 ${BIN}/haze-train-fmnist ${parallel_flags} --steps 3
+         --checkpoint ${WORK}/two_ranks.safetensors)
+  expect(0 "batch 8 x 2 x 1 ranks" ${BIN}/haze-train-fmnist ${parallel_flags} --steps 3 --accumulation 2
+         --checkpoint ${WORK}/one_rank.safetensors)
+  file(SHA256 ${WORK}/two_ranks.safetensors two)
+  file(SHA256 ${WORK}/one_rank.safetensors one)
+  if(NOT two STREQUAL one)
+    message(FATAL_ERROR "2 ranks and 1 rank with accumulation 2 wrote different checkpoints")
+  endif()
+  expect(0 "resumed from ${WORK}/two_ranks.safetensors at step 3" ${BIN}/haze-train-fmnist ${parallel_flags}
+         --steps 5 --accumulation 2 --resume --checkpoint ${WORK}/two_ranks.safetensors)
+  expect(0 "resumed from ${WORK}/one_rank.safetensors at step 3" ${MPIEXEC} -np 2 ${BIN}/haze-train-fmnist
+         ${parallel_flags} --steps 5 --resume --checkpoint ${WORK}/one_rank.safetensors)
+  file(SHA256 ${WORK}/two_ranks.safetensors two)
+  file(SHA256 ${WORK}/one_rank.safetensors one)
+  if(NOT two STREQUAL one)
+    message(FATAL_ERROR "the resumed runs on 1 and 2 ranks wrote different checkpoints")
+  endif()
+  # An error ends every rank (MPI_Abort), instead of leaving one waiting.
+  execute_process(COMMAND timeout 60 ${MPIEXEC} -np 2 ${BIN}/haze-train-fmnist --data ${WORK}/nowhere
+                          ${parallel_flags} --steps 1 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR rc EQUAL 124 OR NOT "${out}${err}" MATCHES "nowhere/train-images-idx3-ubyte")
+    message(FATAL_ERROR "mpirun with a missing dataset: exit ${rc}\n${out}${err}")
+  endif()
+  message(STATUS "ok (exit ${rc}): mpirun with a missing dataset")
+endif()
