@@ -39,4 +39,17 @@ if(HAZE_CCCL_INCLUDE_DIR AND TARGET CUDA::cublas AND NOT TARGET haze::device_cud
   else()
     message(STATUS "haze: the CUDA build runs convolutions as im2col + cuBLAS (cuDNN off or not found)")
   endif()
+  # NCCL: train::NcclCommunicator, data-parallel ranks on GPUs (nccl.h and
+  # libnccl, in the toolkit or beside it). haze::nccl is its usage target.
+  option(HAZE_NCCL "Build NCCL's data-parallel communicator where NCCL is found" ON)
+  find_path(HAZE_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_library(HAZE_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
+  if(HAZE_NCCL AND HAZE_NCCL_INCLUDE_DIR AND HAZE_NCCL_LIBRARY AND NOT TARGET haze::nccl)
+    add_library(haze::nccl INTERFACE IMPORTED ${HAZE_IMPORTED_SCOPE})
+    set_target_properties(haze::nccl PROPERTIES
+      INTERFACE_INCLUDE_DIRECTORIES ${HAZE_NCCL_INCLUDE_DIR}
+      INTERFACE_COMPILE_DEFINITIONS HAZE_NCCL=1
+      INTERFACE_LINK_LIBRARIES "haze::device_cuda;${HAZE_NCCL_LIBRARY}")
+    message(STATUS "haze: NCCL found (${HAZE_NCCL_LIBRARY}): train::NcclCommunicator is built")
+  endif()
 endif()

@@ -47,7 +47,7 @@ struct Flags {
   std::string schedule = "linear", prediction = "epsilon", decay = "cosine", backend = "cpu";
   int timesteps = 1000;
   std::string checkpoint = "out/fmnist.safetensors", log = "out/train.csv", loss_png = "out/loss.png";
-  bool resume = false;
+  bool resume = false, any_order_sum = false;
   uint64_t seed = 0;
 };
 
@@ -112,7 +112,8 @@ int train(const Flags& f, examples::Ranks& ranks) {
       .min_snr_gamma = f.min_snr,
       .num_classes = fashion_mnist::classes,
       .label_dropout = f.label_dropout,
-      .seed = f.seed};
+      .seed = f.seed,
+      .deterministic_sum = !f.any_order_sum};
   options.validate();  // flags that clash (a warm-up as long as the run) fail before the data loads
 
   say("loading Fashion-MNIST from %s\n", f.data.c_str());
@@ -223,6 +224,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(at_least(0));
   app.add_flag("--resume", f.resume, "continue from --checkpoint (its model and schedule)");
+  app.add_flag("--any-order-sum", f.any_order_sum,
+               "under mpirun: sum gradients with MPI_Allreduce (faster; the bits then depend on the rank count)");
   app.add_option("--log", f.log, "CSV training log")->capture_default_str();
   app.add_option("--loss-png", f.loss_png, "loss curve picture")->capture_default_str();
   app.add_option("--seed", f.seed, "seed of the initialisation and all training randomness")

@@ -31,6 +31,10 @@ TEST_CASE("MPI: the chunked sum adds each value once, and broadcast copies the r
   CHECK(root[0] == 6);
   std::vector<double> none;  // nothing to sum is no error
   world.sum_in_rank_order(std::span<double>(none));
+  // MPI's own all-reduce: the same sums here (two ranks: a + b = b + a).
+  for (int i = 0; i < 7; ++i) v[size_t(i)] = float((world.rank() + 1) * (i + 1));
+  world.sum_any_order(std::span<float>(v));
+  CHECK(v == std::vector<float>{3, 6, 9, 12, 15, 18, 21});
 }
 
 int main(int argc, char** argv) {

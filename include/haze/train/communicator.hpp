@@ -11,7 +11,9 @@
 //
 // Implementations: SingleRank (below; the default, no transport), LocalGroup
 // (ranks as threads of one process, train/local_group.hpp: the tests' and a
-// reference for the others). Buffers are host memory.
+// reference for the others), MpiCommunicator (processes, host memory;
+// train/mpi_communicator.hpp) and NcclCommunicator (GPUs, device memory;
+// train/nccl_communicator.hpp).
 
 #include <cstdint>
 #include <span>
@@ -23,9 +25,18 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // Whether the buffers are device memory (NCCL: the Device backend's
+  // tensors as they are); otherwise host memory.
+  virtual bool device_memory() const { return false; }
   // Every rank calls these in the same order with the same n.
   virtual void sum_in_rank_order(std::span<float> data) = 0;
   virtual void sum_in_rank_order(std::span<double> data) = 0;
+  // The transport's own all-reduce (MPI_Allreduce): often faster on many
+  // ranks, but it adds in an order of its choosing, so the bits may change
+  // with the rank count and the transport, and N ranks no longer equal one.
+  // (A transport without one sums in rank order.)
+  virtual void sum_any_order(std::span<float> data) { sum_in_rank_order(data); }
+  virtual void sum_any_order(std::span<double> data) { sum_in_rank_order(data); }
   // data <- rank `root`'s data.
   virtual void broadcast(std::span<float> data, int root) = 0;
   virtual void broadcast(std::span<double> data, int root) = 0;

@@ -39,6 +39,8 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
   void sum_in_rank_order(std::span<float> data) override { sum(data, MPI_FLOAT); }
   void sum_in_rank_order(std::span<double> data) override { sum(data, MPI_DOUBLE); }
+  void sum_any_order(std::span<float> data) override { allreduce(data, MPI_FLOAT); }
+  void sum_any_order(std::span<double> data) override { allreduce(data, MPI_DOUBLE); }
   void broadcast(std::span<float> data, int root) override { bcast(data, MPI_FLOAT, root); }
   void broadcast(std::span<double> data, int root) override { bcast(data, MPI_DOUBLE, root); }
 
@@ -69,6 +71,13 @@ class MpiCommunicator final : public Communicator {
       for (int i = 0; i < mine; ++i) summed[size_t(i)] = summed[size_t(i)] + parts[size_t(r * mine + i)];
     check(MPI_Allgatherv(summed.data(), mine, type, data.data(), send_counts.data(), send_at.data(), type, comm_),
           "MPI_Allgatherv");
+  }
+
+  template <class T>
+  void allreduce(std::span<T> data, MPI_Datatype type) {
+    if (size_ == 1 || data.empty()) return;
+    HAZE_REQUIRE(data.size() <= size_t(INT_MAX), "MpiCommunicator: ", data.size(), " values are too many for one call");
+    check(MPI_Allreduce(MPI_IN_PLACE, data.data(), int(data.size()), type, MPI_SUM, comm_), "MPI_Allreduce");
   }
 
   template <class T>

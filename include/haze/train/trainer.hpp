@@ -63,6 +63,10 @@ struct TrainerOptions {
   int64_t num_classes = 0;         // > 0: class-conditional, labels from the data, null class = num_classes
   double label_dropout = 0.1;      // probability of the null class (classifier-free guidance)
   uint64_t seed = 0;
+  // With several ranks: true sums their gradients in rank order (N ranks
+  // give one rank's bits with accumulation N); false takes the transport's
+  // own all-reduce (Communicator::sum_any_order), which gives up that.
+  bool deterministic_sum = true;
 
   void validate() const {
     HAZE_REQUIRE(batch_size > 0, "TrainerOptions: batch_size must be > 0, got ", batch_size);
@@ -255,6 +259,7 @@ class Trainer {
   void broadcast_parameters() {
     if (comm_.size() == 1) return;
     const nn::ParameterArena<T, B>& arena = optimizer_.arena();
+    if (comm_.device_memory()) return comm_.broadcast(std::span<T>(arena.values("Trainer"), size_t(arena.size())), 0);
     std::vector<T> host(size_t(arena.size()));
     B::copy_to_host(host.data(), arena.values("Trainer"), arena.size());
     comm_.broadcast(std::span<T>(host), 0);
@@ -262,15 +267,25 @@ class Trainer {
   }
 
   // The ranks' gradients and per-micro-batch losses, each summed in rank
-  // order (through host memory: the transports here take host buffers).
+  // order, or in the transport's (deterministic_sum false): in place on a
+  // transport of device memory (NCCL), else through host memory.
   void sum_across_ranks(const nn::ParameterArena<T, B>& arena) {
+    const auto sum = [&](auto values) {
+      if (options_.deterministic_sum) comm_.sum_in_rank_order(values);
+      else comm_.sum_any_order(values);
+    };
+    if (comm_.device_memory()) {
+      sum(std::span<T>(arena.grads("Trainer::step"), size_t(arena.size())));
+      sum(std::span<double>(status_.data() + detail::losses, size_t(options_.accumulation)));
+      return;
+    }
     std::vector<T> host(size_t(arena.size()));
     B::copy_to_host(host.data(), arena.grads("Trainer::step"), arena.size());
-    comm_.sum_in_rank_order(std::span<T>(host));
+    sum(std::span<T>(host));
     B::copy_from_host(arena.grads("Trainer::step"), host.data(), arena.size());
     std::vector<double> losses(size_t(options_.accumulation));
     B::copy_to_host(losses.data(), status_.data() + detail::losses, int64_t(losses.size()));
-    comm_.sum_in_rank_order(std::span<double>(losses));
+    sum(std::span<double>(losses));
     B::copy_from_host(status_.data() + detail::losses, losses.data(), int64_t(losses.size()));
   }
 

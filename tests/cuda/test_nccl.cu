@@ -1,0 +1,2 @@
+// The NCCL communicator test compiled by nvcc (HAZE_NCCL).
+#include "../train/test_nccl.cpp"
