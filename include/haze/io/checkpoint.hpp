@@ -43,11 +43,6 @@ inline constexpr std::string_view checkpoint_format = "haze-checkpoint-1";
 // The fields added for diffusers models are written only when they differ
 // from their defaults, so that the JSON of a config that does not use them
 // is what it was before they existed (and older checkpoints still match).
-inline const char* class_embed_type_name(nn::UNetConfig::ClassEmbedType t) {
-  using Type = nn::UNetConfig::ClassEmbedType;
-  return t == Type::timestep ? "timestep" : t == Type::identity ? "identity" : "table";
-}
-
 inline std::string unet_config_json(const nn::UNetConfig& c) {
   nlohmann::ordered_json j = {{"kind", "unet"},
                               {"in_channels", c.in_channels},
@@ -70,7 +65,7 @@ inline std::string unet_config_json(const nn::UNetConfig& c) {
   if (c.center_input_sample != d.center_input_sample) j["center_input_sample"] = c.center_input_sample;
   if (c.scale_shift != d.scale_shift) j["scale_shift"] = c.scale_shift;
   if (c.fourier_time != d.fourier_time) j["fourier_time"] = c.fourier_time;
-  if (c.class_embed_type != d.class_embed_type) j["class_embed_type"] = class_embed_type_name(c.class_embed_type);
+  if (c.class_embed_type != d.class_embed_type) j["class_embed_type"] = nn::class_embed_type_name(c.class_embed_type);
   if (c.sample_size != d.sample_size) j["sample_size"] = c.sample_size;
   if (c.sample_width != d.sample_width) j["sample_width"] = c.sample_width;
   return j.dump();
@@ -106,7 +101,7 @@ inline nn::UNetConfig unet_config_from_json(std::string_view text, std::string_v
       bool known = false;
       for (const auto t : {nn::UNetConfig::ClassEmbedType::table, nn::UNetConfig::ClassEmbedType::timestep,
                            nn::UNetConfig::ClassEmbedType::identity})
-        if (type == class_embed_type_name(t)) {
+        if (type == nn::class_embed_type_name(t)) {
           c.class_embed_type = t;
           known = true;
         }

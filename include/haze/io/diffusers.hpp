@@ -255,9 +255,9 @@ inline nlohmann::ordered_json diffusers_unet_config(const nn::UNetConfig& c) {
           {"attn_norm_num_groups", null_if_zero(c.attn_norm_num_groups)},
           {"block_out_channels", c.block_out_channels},
           {"center_input_sample", c.center_input_sample},
-          {"class_embed_type", c.class_embed_type == ClassType::timestep   ? nlohmann::ordered_json("timestep")
-                               : c.class_embed_type == ClassType::identity ? nlohmann::ordered_json("identity")
-                                                                           : nlohmann::ordered_json()},
+          {"class_embed_type", c.class_embed_type == ClassType::table
+                                   ? nlohmann::ordered_json()  // diffusers' null: the table of num_class_embeds
+                                   : nlohmann::ordered_json(nn::class_embed_type_name(c.class_embed_type))},
           {"down_block_types", down},
           {"downsample_padding", c.downsample_padding},
           {"downsample_type", "conv"},
@@ -357,8 +357,11 @@ inline nn::UNetConfig read_diffusers_unet_config(const std::filesystem::path& co
 namespace detail {
 
 // diffusers before 0.15 named the attention block's tensors query, key,
-// value and proj_attn; today's loader renames them, and so does haze.
+// value and proj_attn; today's loader renames them, and so does haze. A
+// Fourier projection's frequencies may be stored as 'W', the second name
+// diffusers ties to its 'weight'.
 inline std::string current_diffusers_name(const std::string& name) {
+  if (name == "time_proj.W") return "time_proj.weight";
   static const std::pair<std::string_view, std::string_view> renames[] = {
       {".query.", ".to_q."}, {".key.", ".to_k."}, {".value.", ".to_v."}, {".proj_attn.", ".to_out.0."}};
   if (name.find(".attentions.") == std::string::npos) return name;
@@ -402,13 +405,8 @@ std::vector<const TensorRecord*> match_diffusers_tensors(const Safetensors& file
   std::map<std::string, const TensorRecord*> by_name;
   // A Fourier projection's frequencies may be stored twice, as 'W' and as
   // 'weight' (diffusers ties the two names to one tensor): one is enough.
-  const auto find = [&](std::string_view name) -> const TensorRecord* {
-    for (const TensorRecord& t : file.tensors)
-      if (t.name == name) return &t;
-    return nullptr;
-  };
-  const TensorRecord* tied = find("time_proj.W");
-  if (const TensorRecord* weight = find("time_proj.weight"); tied && weight) {
+  const TensorRecord* tied = file.find("time_proj.W");
+  if (const TensorRecord* weight = file.find("time_proj.weight"); tied && weight) {
     HAZE_REQUIRE(tied->shape == weight->shape && tied->to_real<double>() == weight->to_real<double>(), file.source,
                  ": tensors 'time_proj.W' and 'time_proj.weight' differ; diffusers ties them to one tensor");
   } else {
@@ -416,7 +414,7 @@ std::vector<const TensorRecord*> match_diffusers_tensors(const Safetensors& file
   }
   for (const TensorRecord& t : file.tensors) {
     if (&t == tied) continue;
-    const std::string name = t.name == "time_proj.W" ? "time_proj.weight" : current_diffusers_name(t.name);
+    const std::string name = current_diffusers_name(t.name);
     HAZE_REQUIRE(by_name.emplace(name, &t).second, file.source, ": tensors '", by_name[name]->name, "' and '",
                  t.name, "' both give parameter '", name, "'");
   }

@@ -35,8 +35,9 @@ struct FourierFeatures {  // element i of [N, 2 width]
 };
 
 template <class T>
-struct TimesScale {
-  HAZE_HD T operator()(T v) const { return v * T(16); }
+struct TimesFactor {
+  T factor;
+  HAZE_HD T operator()(T v) const { return v * factor; }
 };
 
 }  // namespace detail
@@ -46,14 +47,14 @@ class FourierProjection {
  public:
   using value_type = T;
   using backend_type = B;
-  static constexpr double scale = 16;       // diffusers' UNet2DModel passes scale=16 (detail::TimesScale)
+  static constexpr double scale = 16;       // diffusers' UNet2DModel passes scale=16
   static constexpr uint64_t seed = 0x466f75;  // any fixed value: a new layer's frequencies
 
   explicit FourierProjection(int64_t width) : width_(width), weight_(Shape{width}) {
     HAZE_REQUIRE(width > 0, "FourierProjection: width must be > 0, got ", width);
     Generator gen{seed};
     randn(weight_.value, gen);
-    ops::map(weight_.value, detail::TimesScale<T>{}, weight_.value);  // (a map: a shape-only backend has no scale)
+    ops::map(weight_.value, detail::TimesFactor<T>{T(scale)}, weight_.value);  // (a map: Meta has no B::scale)
   }
 
   int64_t out_dim() const { return 2 * width_; }

@@ -578,19 +578,20 @@ class UNet {
       for (size_t n = 0; n < timesteps.size(); ++n)
         HAZE_REQUIRE(std::isfinite(timesteps[n]) && timesteps[n] > 0, "UNet: timestep ", timesteps[n], " of sample ",
                      n, " is not finite and > 0 (time_embedding_type fourier: the model takes the noise level sigma)");
+    if (!config_.takes_labels()) {
+      HAZE_REQUIRE(labels.empty(), "UNet: labels given to an unconditional model (num_classes = 0)");
+    } else {
+      HAZE_REQUIRE(static_cast<int64_t>(labels.size()) == x.dim(0), "UNet: class-conditional model needs ",
+                   x.dim(0), " labels, got ", labels.size(), " (use ", config_.num_classes, " for no class)");
+    }
+    // (The labels are checked here, so that a bad one is named by its place in the whole batch.)
     if (class_embedding_) {
-      HAZE_REQUIRE(static_cast<int64_t>(labels.size()) == x.dim(0), "UNet: class-conditional model needs ",
-                   x.dim(0), " labels, got ", labels.size(), " (use ", config_.num_classes, " for no class)");
-      class_embedding_->check(labels);  // here, so that a bad label is named by its place in the whole batch
+      class_embedding_->check(labels);
     } else if (class_timestep_embedding_) {
-      HAZE_REQUIRE(static_cast<int64_t>(labels.size()) == x.dim(0), "UNet: class-conditional model needs ",
-                   x.dim(0), " labels, got ", labels.size(), " (use ", config_.num_classes, " for no class)");
       for (size_t n = 0; n < labels.size(); ++n)
         HAZE_REQUIRE(labels[n] >= (fourier_ ? 1 : 0) && labels[n] <= config_.num_classes, "UNet: label ", labels[n],
                      " of sample ", n, " is outside [", fourier_ ? 1 : 0, ", ", config_.num_classes,
                      "] (class_embed_type timestep", fourier_ ? ", whose Fourier projection takes the label's log)" : ")");
-    } else {
-      HAZE_REQUIRE(labels.empty(), "UNet: labels given to an unconditional model (num_classes = 0)");
     }
     if (config_.takes_class_vectors()) {
       HAZE_REQUIRE(c.vectors, "UNet: the model's class_embed_type is identity: pass class vectors [", x.dim(0), ", ",

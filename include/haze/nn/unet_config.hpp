@@ -159,4 +159,11 @@ struct UNetConfig {
   }
 };
 
+// haze's name of a class embedding type (checkpoints; diffusers' are the
+// same but for table, which diffusers calls null).
+inline const char* class_embed_type_name(UNetConfig::ClassEmbedType t) {
+  using Type = UNetConfig::ClassEmbedType;
+  return t == Type::timestep ? "timestep" : t == Type::identity ? "identity" : "table";
+}
+
 }  // namespace haze::nn

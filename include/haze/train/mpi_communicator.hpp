@@ -17,6 +17,7 @@
 #include <mpi.h>
 
 #include <climits>
+#include <type_traits>
 #include <vector>
 
 #include "haze/core/error.hpp"
@@ -62,14 +63,14 @@ class MpiCommunicator final : public Communicator {
       receive_counts[size_t(c)] = mine;
       receive_at[size_t(c)] = c * mine;
     }
-    std::vector<T> parts(static_cast<size_t>(mine) * ranks);  // chunk `rank_` of rank 0, 1, ...
+    std::vector<T>& parts = scratch<T>();  // chunk `rank_` of rank 0, 1, ...
+    parts.resize(static_cast<size_t>(mine) * ranks);
     check(MPI_Alltoallv(data.data(), send_counts.data(), send_at.data(), type, parts.data(), receive_counts.data(),
                         receive_at.data(), type, comm_),
           "MPI_Alltoallv");
-    std::vector<T> summed(parts.begin(), parts.begin() + mine);
-    for (int r = 1; r < size_; ++r)
-      for (int i = 0; i < mine; ++i) summed[size_t(i)] = summed[size_t(i)] + parts[size_t(r * mine + i)];
-    check(MPI_Allgatherv(summed.data(), mine, type, data.data(), send_counts.data(), send_at.data(), type, comm_),
+    for (int r = 1; r < size_; ++r)  // into rank 0's part: ((p_0 + p_1) + p_2) ...
+      for (int i = 0; i < mine; ++i) parts[size_t(i)] = parts[size_t(i)] + parts[size_t(r * mine + i)];
+    check(MPI_Allgatherv(parts.data(), mine, type, data.data(), send_counts.data(), send_at.data(), type, comm_),
           "MPI_Allgatherv");
   }
 
@@ -95,8 +96,17 @@ class MpiCommunicator final : public Communicator {
     HAZE_FAIL("MpiCommunicator: ", call, " failed: ", std::string(text, size_t(length)));
   }
 
+  // Kept between calls: a fresh gradient-sized buffer every step costs page faults.
+  template <class T>
+  std::vector<T>& scratch() {
+    if constexpr (std::is_same_v<T, float>) return scratch_float_;
+    else return scratch_double_;
+  }
+
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
+  std::vector<float> scratch_float_;
+  std::vector<double> scratch_double_;
 };
 
 }  // namespace haze::train

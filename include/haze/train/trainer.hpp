@@ -93,9 +93,6 @@ namespace detail {
 // The slots of a step's status buffer; the micro-batches' losses follow.
 enum StatusSlot : int64_t { squares, norm, clip_scale, blocked, nonfinite, losses };
 
-// After the backward pass: the gradient norm from its sum of squares, the
-// clipping factor (rounded to T, as clipping the gradients would apply it),
-// and whether the step must write nothing (a loss or the norm not finite).
 // Micro-batch g of step `step`: a Philox key of its own, drawn from the
 // seed's stream at block (step, g).
 inline Generator micro_batch_generator(uint64_t seed, int64_t step, int64_t g) {
@@ -105,6 +102,9 @@ inline Generator micro_batch_generator(uint64_t seed, int64_t step, int64_t g) {
   return Generator{static_cast<uint64_t>(bits.v[0]) | (static_cast<uint64_t>(bits.v[1]) << 32), 0};
 }
 
+// After the backward pass: the gradient norm from its sum of squares, the
+// clipping factor (rounded to T, as clipping the gradients would apply it),
+// and whether the step must write nothing (a loss or the norm not finite).
 template <class T>
 struct ClipAndGate {
   double* status;
@@ -201,12 +201,15 @@ class Trainer {
       const Tensor<T, B> pred = model_.forward(*x_t_, t_model, labels_, &gen);
       mse_loss_to(pred, *target_, weights, *grad_, status + detail::losses + micro);
       model_.backward(*grad_);
+      // sum = g_0, sum += g_m, and the last one added into the arena itself
+      // (a + b is b + a to the bit, so the order of the sum is the same)
       if (accumulation > 1) {
-        if (micro == 0) B::copy(gradient_sum().data(), grads, arena.size());
-        else B::for_each_index(arena.size(), detail::AddInto<T>{gradient_sum().data(), grads});
+        T* sum = gradient_sum().data();
+        if (micro == 0) B::copy(sum, grads, arena.size());
+        else if (micro + 1 < accumulation) B::for_each_index(arena.size(), detail::AddInto<T>{sum, grads});
+        else B::for_each_index(arena.size(), detail::AddInto<T>{grads, sum});
       }
     }
-    if (accumulation > 1) B::copy(grads, gradient_sum().data(), arena.size());
     if (comm_.size() > 1) sum_across_ranks(arena);
     B::sum_axes(grads, 1, 1, arena.size(), ops::Square{}, 0.0, status + detail::squares);
     B::for_each_index(1, detail::ClipAndGate<T>{status, accumulation, options_.clip_norm});
@@ -279,7 +282,8 @@ class Trainer {
       sum(std::span<double>(status_.data() + detail::losses, size_t(options_.accumulation)));
       return;
     }
-    std::vector<T> host(size_t(arena.size()));
+    std::vector<T>& host = host_grads_;  // kept: a fresh arena-sized buffer each step costs page faults
+    host.resize(size_t(arena.size()));
     B::copy_to_host(host.data(), arena.grads("Trainer::step"), arena.size());
     sum(std::span<T>(host));
     B::copy_from_host(arena.grads("Trainer::step"), host.data(), arena.size());
@@ -329,6 +333,7 @@ class Trainer {
   Tensor<double, B> status_;  // detail::StatusSlot
   std::optional<Tensor<T, B>> x0_, eps_, x_t_, target_, grad_;
   Tensor<T, B> gradient_sum_;  // accumulation > 1: the micro-batches' gradients so far
+  std::vector<T> host_grads_;  // several ranks on a host transport: the gradients on their way
 };
 
 }  // namespace haze::train
