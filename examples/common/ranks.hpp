@@ -7,6 +7,7 @@
 #include <haze/core/error.hpp>
 #include <haze/train/communicator.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -41,6 +42,12 @@ class Ranks {
   }
 
   haze::train::Communicator& communicator() { return *communicator_; }
+  // The longest a collective waits for the other ranks before it fails.
+  void set_timeout([[maybe_unused]] std::chrono::milliseconds timeout) {
+#if defined(HAZE_WITH_MPI)
+    if (mpi_) static_cast<haze::train::MpiCommunicator&>(*communicator_).set_timeout(timeout);
+#endif
+  }
   int size() const { return communicator_->size(); }
   // Rank 0 alone writes checkpoints, logs and pictures and prints progress.
   bool writer() const { return communicator_->rank() == 0; }

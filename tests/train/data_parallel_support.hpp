@@ -5,9 +5,13 @@
 #include <haze/haze.hpp>
 #include <haze/nn/init.hpp>
 #include <haze/nn/unet.hpp>
+#include <haze/train/local_group.hpp>
 #include <haze/train/trainer.hpp>
 
 #include <catch2/catch.hpp>
+
+#include <functional>
+#include <thread>
 
 #include "test_support.hpp"
 
@@ -40,10 +44,12 @@ inline const train::TrainerOptions base{.batch_size = 3, .lr = {.peak = 1e-2, .w
 struct State {
   std::vector<std::vector<float>> values, first, second, average;
   std::vector<double> losses, norms;
+  int64_t steps = 0;
 };
 
 inline State state_of(Trainer& trainer) {
   State s;
+  s.steps = trainer.steps_taken();
   for (size_t i = 0; i < trainer.parameters().size(); ++i) {
     s.values.push_back(trainer.parameters()[i].value->to_host());
     s.first.push_back(trainer.optimizer().first_moment(i).to_host());
@@ -53,24 +59,36 @@ inline State state_of(Trainer& trainer) {
   return s;
 }
 
+// `steps` steps of `trainer`; its state after them, with their losses and norms.
+inline State run_steps(Trainer& trainer, int steps) {
+  std::vector<double> losses, norms;
+  for (int k = 0; k < steps; ++k) {
+    const train::StepReport report = trainer.step();
+    losses.push_back(report.loss);
+    norms.push_back(report.grad_norm);
+    CHECK(report.items == trainer.options().batch_size * trainer.options().accumulation *
+                              trainer.communicator().size());
+  }
+  State s = state_of(trainer);
+  s.losses = losses;
+  s.norms = norms;
+  return s;
+}
+
+inline haze::Schedule schedule() { return haze::Schedule::make("cosine", 100); }
+
+inline train::TrainerOptions with_accumulation(int accumulation) {
+  train::TrainerOptions options = base;
+  options.accumulation = accumulation;
+  return options;
+}
+
 // `steps` steps on one rank with accumulation `accumulation`.
 inline State one_rank(int accumulation, int steps, const train::Dataset& data) {
   UNet model(config());
   nn::init_parameters(model, 5);
-  train::TrainerOptions options = base;
-  options.accumulation = accumulation;
-  Trainer trainer(model, haze::Schedule::make("cosine", 100), data, options);
-  State s;
-  for (int k = 0; k < steps; ++k) {
-    const train::StepReport r = trainer.step();
-    s.losses.push_back(r.loss);
-    s.norms.push_back(r.grad_norm);
-    CHECK(r.items == 3 * accumulation);
-  }
-  State final = state_of(trainer);
-  final.losses = s.losses;
-  final.norms = s.norms;
-  return final;
+  Trainer trainer(model, schedule(), data, with_accumulation(accumulation));
+  return run_steps(trainer, steps);
 }
 
 inline void require_same(const State& a, const State& b) {
@@ -84,6 +102,7 @@ inline void require_same(const State& a, const State& b) {
   }
   CHECK(a.losses == b.losses);
   CHECK(a.norms == b.norms);
+  CHECK(a.steps == b.steps);
 }
 
 
@@ -92,17 +111,28 @@ inline void require_same(const State& a, const State& b) {
 inline State run_rank(train::Communicator& communicator, int steps, const train::Dataset& data) {
   UNet model(config());
   nn::init_parameters(model, 5 + uint64_t(communicator.rank()) * 100);
-  Trainer trainer(model, haze::Schedule::make("cosine", 100), data, base, communicator);
-  State s;
-  for (int k = 0; k < steps; ++k) {
-    const train::StepReport report = trainer.step();
-    s.losses.push_back(report.loss);
-    s.norms.push_back(report.grad_norm);
-  }
-  State final = state_of(trainer);
-  final.losses = s.losses;
-  final.norms = s.norms;
-  return final;
+  Trainer trainer(model, schedule(), data, base, communicator);
+  return run_steps(trainer, steps);
+}
+
+// rank(r) on each of `ranks` ranks of a LocalGroup (threads); each rank's result.
+inline std::vector<State> on_local_ranks(int ranks, const std::function<State(train::Communicator&)>& rank) {
+  train::LocalGroup group(ranks);
+  std::vector<State> out(static_cast<size_t>(ranks));
+  std::vector<std::string> errors(static_cast<size_t>(ranks));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        out[size_t(r)] = rank(group.rank(r));
+      } catch (const std::exception& e) {
+        errors[size_t(r)] = e.what();
+        group.abandon(r, e.what());
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) REQUIRE(e.empty());
+  return out;
 }
 
 }  // namespace haze::test::parallel

@@ -3,45 +3,18 @@
 // N over the same items, every parameter, moment and average alike; the
 // ranks start from rank 0's parameters; a failing rank stops the others
 // with an error instead of a hang.
-#include <haze/train/local_group.hpp>
-
-#include <thread>
-
 #include "train/data_parallel_support.hpp"
 
 using haze::test::mentions;
 using namespace haze::test::parallel;
-
-namespace {
-
-// The same on `ranks` ranks (threads) with accumulation 1; every rank's state.
-std::vector<State> ranks_of(int ranks, int steps, const train::Dataset& data) {
-  train::LocalGroup group(ranks);
-  std::vector<State> out(static_cast<size_t>(ranks));
-  std::vector<std::string> errors(static_cast<size_t>(ranks));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < ranks; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        out[size_t(r)] = run_rank(group.rank(r), steps, data);
-      } catch (const std::exception& e) {
-        errors[size_t(r)] = e.what();
-        group.abandon(r, e.what());
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors) REQUIRE(e.empty());
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("N ranks with accumulation 1 give the bits of one rank with accumulation N", "[train][parallel]") {
   const train::Dataset data = images();  // 37 items: the steps cross epochs at different places
   for (const int ranks : {2, 3}) {
     INFO(ranks << " ranks");
     const State single = one_rank(ranks, 4, data);
-    const std::vector<State> parallel = ranks_of(ranks, 4, data);
+    const std::vector<State> parallel =
+        on_local_ranks(ranks, [&](train::Communicator& rank) { return run_rank(rank, 4, data); });
     for (const State& s : parallel) require_same(s, single);
   }
 }

@@ -285,7 +285,8 @@ void save_checkpoint(const std::filesystem::path& path, train::Trainer<Model, P>
 }
 
 // Restores a state written by save_checkpoint into a trainer built with the
-// same model, schedule and parameterization; all or nothing.
+// same model, schedule and parameterization; all or nothing. A trainer of
+// several ranks: every rank calls it, and each ends with rank 0's state.
 template <class Model, Prediction P>
 void load_checkpoint(const Safetensors& file, train::Trainer<Model, P>& trainer, const std::string& model_json) {
   using T = typename Model::value_type;
@@ -327,6 +328,7 @@ void load_checkpoint(const Safetensors& file, train::Trainer<Model, P>& trainer,
   trainer.optimizer().set_steps_taken(step);
   trainer.generator() = Generator{seed, offset};
   trainer.order() = std::move(order);
+  trainer.share_state();  // with several ranks: rank 0's file wins
 }
 
 template <class Model, Prediction P>

@@ -135,6 +135,9 @@ class AdamW {
   // First and second moments of parameter i (checkpoints save and restore them).
   Tensor<T, B>& first_moment(size_t i) { return m_views_.at(i); }
   Tensor<T, B>& second_moment(size_t i) { return v_views_.at(i); }
+  // Both moments whole, in the arena's layout (empty for no parameters).
+  Tensor<T, B>& first_moments() { return m_; }
+  Tensor<T, B>& second_moments() { return v_; }
   void set_steps_taken(int64_t s) {
     HAZE_REQUIRE(s >= 0, "AdamW: step count must be >= 0, got ", s);
     step_ = s;

@@ -50,6 +50,8 @@ class Ema {
   size_t size() const { return shadow_.size(); }
   Tensor<T, B>& shadow(size_t i) { return shadow_.at(i); }
   const Tensor<T, B>& shadow(size_t i) const { return shadow_.at(i); }
+  // The whole average, in the parameters' arena layout (empty for none).
+  Tensor<T, B>& shadows() { return flat_; }
 
   // Folds in the parameters after optimizer step `step`.
   void update(const nn::Parameters<T, B>& params, int64_t step) {

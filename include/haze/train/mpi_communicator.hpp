@@ -11,12 +11,18 @@
 // bits of train::LocalGroup's and of one rank's accumulation, and each rank
 // sends and receives about 2 n values whatever the rank count.
 //
-// MPI has no timeouts: a rank that fails should end the job (MPI_Abort, as
-// haze's programs do on an error), which stops every rank.
+// No collective waits forever: each is started non-blocking and polled, and
+// a rank that waits longer than `timeout` for the others throws (naming the
+// call), after which this communicator refuses further work, since MPI
+// cannot cancel a collective under way. A program then ends the job with
+// MPI_Abort, as haze's do on any error, which stops every rank.
 
 #include <mpi.h>
 
+#include <chrono>
 #include <climits>
+#include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -27,13 +33,22 @@ namespace haze::train {
 
 class MpiCommunicator final : public Communicator {
  public:
-  // The communicator to use (MPI_COMM_WORLD by default); MPI must be initialized.
-  explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
+  // The communicator to use (MPI_COMM_WORLD by default); MPI must be
+  // initialized. `timeout`: the longest a collective waits for the others.
+  explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD,
+                           std::chrono::milliseconds timeout = std::chrono::minutes(5))
+      : comm_(comm) {
+    set_timeout(timeout);
     int initialized = 0;
     MPI_Initialized(&initialized);
     HAZE_REQUIRE(initialized, "MpiCommunicator: call MPI_Init first");
     check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+  }
+
+  void set_timeout(std::chrono::milliseconds timeout) {
+    HAZE_REQUIRE(timeout.count() > 0, "MpiCommunicator: the timeout must be > 0 ms, got ", timeout.count());
+    timeout_ = timeout;
   }
 
   int rank() const override { return rank_; }
@@ -48,6 +63,7 @@ class MpiCommunicator final : public Communicator {
  private:
   template <class T>
   void sum(std::span<T> data, MPI_Datatype type) {
+    require_usable();
     if (size_ == 1) return;
     const int64_t n = int64_t(data.size());
     HAZE_REQUIRE(n <= int64_t(INT_MAX), "MpiCommunicator: ", n, " values are more than one MPI call sends (", INT_MAX,
@@ -65,27 +81,63 @@ class MpiCommunicator final : public Communicator {
     }
     std::vector<T>& parts = scratch<T>();  // chunk `rank_` of rank 0, 1, ...
     parts.resize(static_cast<size_t>(mine) * ranks);
-    check(MPI_Alltoallv(data.data(), send_counts.data(), send_at.data(), type, parts.data(), receive_counts.data(),
-                        receive_at.data(), type, comm_),
-          "MPI_Alltoallv");
+    MPI_Request request;
+    check(MPI_Ialltoallv(data.data(), send_counts.data(), send_at.data(), type, parts.data(), receive_counts.data(),
+                         receive_at.data(), type, comm_, &request),
+          "MPI_Ialltoallv");
+    wait(request, "MPI_Ialltoallv");
     for (int r = 1; r < size_; ++r)  // into rank 0's part: ((p_0 + p_1) + p_2) ...
       for (int i = 0; i < mine; ++i) parts[size_t(i)] = parts[size_t(i)] + parts[size_t(r * mine + i)];
-    check(MPI_Allgatherv(parts.data(), mine, type, data.data(), send_counts.data(), send_at.data(), type, comm_),
-          "MPI_Allgatherv");
+    check(MPI_Iallgatherv(parts.data(), mine, type, data.data(), send_counts.data(), send_at.data(), type, comm_,
+                          &request),
+          "MPI_Iallgatherv");
+    wait(request, "MPI_Iallgatherv");
   }
 
   template <class T>
   void allreduce(std::span<T> data, MPI_Datatype type) {
+    require_usable();
     if (size_ == 1 || data.empty()) return;
     HAZE_REQUIRE(data.size() <= size_t(INT_MAX), "MpiCommunicator: ", data.size(), " values are too many for one call");
-    check(MPI_Allreduce(MPI_IN_PLACE, data.data(), int(data.size()), type, MPI_SUM, comm_), "MPI_Allreduce");
+    MPI_Request request;
+    check(MPI_Iallreduce(MPI_IN_PLACE, data.data(), int(data.size()), type, MPI_SUM, comm_, &request),
+          "MPI_Iallreduce");
+    wait(request, "MPI_Iallreduce");
   }
 
   template <class T>
   void bcast(std::span<T> data, MPI_Datatype type, int root) {
+    require_usable();
     HAZE_REQUIRE(root >= 0 && root < size_, "MpiCommunicator::broadcast: root ", root, " outside [0, ", size_, ")");
     HAZE_REQUIRE(data.size() <= size_t(INT_MAX), "MpiCommunicator: ", data.size(), " values are too many for one call");
-    check(MPI_Bcast(data.data(), int(data.size()), type, root, comm_), "MPI_Bcast");
+    if (size_ == 1) return;
+    MPI_Request request;
+    check(MPI_Ibcast(data.data(), int(data.size()), type, root, comm_, &request), "MPI_Ibcast");
+    wait(request, "MPI_Ibcast");
+  }
+
+  // Polls until the collective completes: busily at first (as MPI_Wait
+  // would), then every millisecond, until the timeout.
+  void wait(MPI_Request& request, const char* call) {
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    for (;;) {
+      int done = 0;
+      check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), call);
+      if (done) return;
+      const auto waited = Clock::now() - start;
+      if (waited > timeout_) {
+        broken_ = std::string(call) + " timed out";
+        HAZE_FAIL("MpiCommunicator: rank ", rank_, " waited ", timeout_.count(), " ms in ", call,
+                  " for the other ranks (one failed, hangs, or calls other collectives)");
+      }
+      if (waited > std::chrono::milliseconds(100)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  void require_usable() const {
+    HAZE_REQUIRE(broken_.empty(), "MpiCommunicator: rank ", rank_, ": an earlier collective (", broken_,
+                 ") never finished, so no other can start");
   }
 
   static void check(int code, const char* call) {
@@ -104,6 +156,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   MPI_Comm comm_;
+  std::chrono::milliseconds timeout_;
+  std::string broken_;  // non-empty: a collective timed out
   int rank_ = 0, size_ = 1;
   std::vector<float> scratch_float_;
   std::vector<double> scratch_double_;

@@ -31,6 +31,7 @@
 // Model: forward(x, timesteps, labels, Generator*), backward(dy),
 // parameters(out, prefix), value_type, backend_type (nn::UNet is one).
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -136,8 +137,8 @@ class Trainer {
   using B = typename Model::backend_type;
 
   // With a Communicator of N ranks, every rank builds its Trainer alike
-  // (same options, data and seed); rank 0's parameters are copied to the
-  // others here, and each step sums the ranks' gradients.
+  // (same options, data and seed); rank 0's state is copied to the others
+  // here (share_state), and each step sums the ranks' gradients.
   Trainer(Model& model, Schedule schedule, const Dataset& data, TrainerOptions options,
           Communicator& communicator = single_rank())
       : model_(model),
@@ -147,7 +148,7 @@ class Trainer {
         comm_(communicator),
         params_(nn::parameters_of(model)),
         optimizer_(params_, options_.adamw),
-        ema_((broadcast_parameters(), params_), options_.ema_decay),
+        ema_(params_, options_.ema_decay),
         order_((data.validate(), data.count()), options_.seed ^ 0x9e3779b97f4a7c15ULL),
         gen_{options_.seed},
         status_(Tensor<double, B>::zeros({detail::losses + options_.accumulation})) {
@@ -156,11 +157,44 @@ class Trainer {
     for (int64_t label : data.labels)
       HAZE_REQUIRE(options_.num_classes == 0 || (label >= 0 && label < options_.num_classes), "Trainer: label ", label,
                    " outside [0, ", options_.num_classes, ")");
+    share_state();
   }
 
   // The trainer reads `data` at every step: it must outlive the trainer, so a
   // temporary is refused at compile time.
   Trainer(Model&, Schedule, const Dataset&&, TrainerOptions, Communicator& = single_rank()) = delete;
+
+  // Makes every rank's training state rank 0's: the parameters, both
+  // moments, the average, the step count, the generator and the place in
+  // the data order. The constructor calls it, and io::load_checkpoint does
+  // after a resume, so every rank continues from rank 0's file even where
+  // another rank read an older copy. A collective: every rank calls it.
+  void share_state() {
+    if (comm_.size() == 1) return;
+    const nn::ParameterArena<T, B>& arena = optimizer_.arena();
+    broadcast_from_rank0(arena.values("Trainer::share_state"), arena.size());
+    for (Tensor<T, B>* t : {&optimizer_.first_moments(), &optimizer_.second_moments(), &ema_.shadows()})
+      broadcast_from_rank0(t->data(), t->numel());
+    // The counters as bit patterns (a broadcast copies bytes; 64-bit values
+    // survive it whole, where a double would round them).
+    const uint64_t mine[] = {uint64_t(order_.count()), uint64_t(optimizer_.steps_taken()), gen_.seed, gen_.offset,
+                             order_.seed(), uint64_t(order_.epoch()), uint64_t(order_.position())};
+    Tensor<double, B> counters({int64_t(std::size(mine))});
+    std::vector<double> bits(std::size(mine));
+    for (size_t i = 0; i < bits.size(); ++i) bits[i] = std::bit_cast<double>(mine[i]);
+    B::copy_from_host(counters.data(), bits.data(), counters.numel());
+    broadcast_from_rank0(counters.data(), counters.numel());
+    B::copy_to_host(bits.data(), counters.data(), counters.numel());
+    uint64_t root[std::size(mine)];
+    for (size_t i = 0; i < bits.size(); ++i) root[i] = std::bit_cast<uint64_t>(bits[i]);
+    HAZE_REQUIRE(int64_t(root[0]) == order_.count(), "Trainer: rank ", comm_.rank(), " has ", order_.count(),
+                 " training items but rank 0 has ", int64_t(root[0]), " (every rank must load the same data)");
+    optimizer_.set_steps_taken(int64_t(root[1]));
+    gen_ = Generator{root[2], root[3]};
+    BatchOrder order(order_.count(), root[4]);
+    order.seek(int64_t(root[5]), int64_t(root[6]));
+    order_ = std::move(order);
+  }
 
   StepReport step() {
     const auto start = std::chrono::steady_clock::now();
@@ -258,15 +292,16 @@ class Trainer {
     return one;
   }
 
-  // Rank 0's parameter values on every rank.
-  void broadcast_parameters() {
-    if (comm_.size() == 1) return;
-    const nn::ParameterArena<T, B>& arena = optimizer_.arena();
-    if (comm_.device_memory()) return comm_.broadcast(std::span<T>(arena.values("Trainer"), size_t(arena.size())), 0);
-    std::vector<T> host(size_t(arena.size()));
-    B::copy_to_host(host.data(), arena.values("Trainer"), arena.size());
-    comm_.broadcast(std::span<T>(host), 0);
-    B::copy_from_host(arena.values("Trainer"), host.data(), arena.size());
+  // data[0, n) <- rank 0's, in place on a transport of device memory, else
+  // through host memory.
+  template <class V>
+  void broadcast_from_rank0(V* data, int64_t n) {
+    if (n == 0) return;
+    if (comm_.device_memory()) return comm_.broadcast(std::span<V>(data, size_t(n)), 0);
+    std::vector<V> host(static_cast<size_t>(n));
+    B::copy_to_host(host.data(), data, n);
+    comm_.broadcast(std::span<V>(host), 0);
+    B::copy_from_host(data, host.data(), n);
   }
 
   // The ranks' gradients and per-micro-batch losses, each summed in rank
