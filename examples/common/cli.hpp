@@ -112,7 +112,8 @@ inline constexpr bool has_device_backend = false;
 inline void require_backend(std::string_view name) {
   HAZE_REQUIRE(name == "cpu" || name == "device", "unknown backend '", name, "' (known: cpu, device)");
   HAZE_REQUIRE(name == "cpu" || has_device_backend,
-               "this program was built without the Device backend; use its _cuda build for --backend device");
+               "this program was built without the Device backend (link it with haze::device_omp, or compile it "
+               "with nvcc and haze::device_cuda)");
 }
 
 // Makes sure each output file can be written, so that a bad path fails now
@@ -178,12 +179,15 @@ int with_backend(const std::string& name, F&& f) {
   return f.template operator()<haze::backend::Cpu>();
 }
 
-// Set by SIGINT / SIGTERM; long loops poll it and finish cleanly.
+// Set by SIGINT / SIGTERM / SIGUSR1; long loops poll it and finish cleanly.
+// (mpirun forwards SIGUSR1 to every rank and, unlike Ctrl-C, kills none of
+// them a second later: the clean stop of a run whose steps are long.)
 inline volatile std::sig_atomic_t stop_requested = 0;
 inline void request_stop(int) { stop_requested = 1; }
 inline void install_stop_handler() {
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
+  std::signal(SIGUSR1, request_stop);
 }
 
 }  // namespace examples

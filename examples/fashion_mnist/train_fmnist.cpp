@@ -2,7 +2,8 @@
 //
 //   haze-train-fmnist --preset demo --checkpoint out/fmnist.safetensors
 //   haze-train-fmnist --resume --checkpoint out/fmnist.safetensors --steps 3000
-//   mpirun -np 2 haze-train-fmnist ...     (a build with HAZE_MPI: data-parallel, --batch per rank)
+//   mpirun -np 2 haze-train-fmnist ...     (a build with HAZE_MPI: data-parallel, --batch per rank,
+//                                           or --global-batch split across the ranks)
 //
 // A progress bar on a terminal, log lines otherwise; a CSV log and a loss
 // curve; a checkpoint every --checkpoint-every steps, at the end, and on
@@ -39,10 +40,10 @@ using namespace haze;
 struct Flags {
   std::string data = fashion_mnist::default_data_dir;
   std::string preset = "demo";
-  std::optional<int64_t> steps, batch, warmup;  // unset: the preset's
+  std::optional<int64_t> steps, batch, global_batch, warmup;  // unset: the preset's
   std::optional<double> lr;
   int64_t limit = 0, checkpoint_every = 500;
-  double minutes = 0, min_snr = 5, label_dropout = 0.1, ema_decay = 0.9995, clip = 1.0;
+  double minutes = 0, rank_timeout = 300, min_snr = 5, label_dropout = 0.1, ema_decay = 0.9995, clip = 1.0;
   int accumulation = 1;
   std::string schedule = "linear", prediction = "epsilon", decay = "cosine", backend = "cpu";
   int timesteps = 1000;
@@ -82,6 +83,17 @@ void write_loss_plot(const fs::path& csv, const fs::path& png) {
   io::write_png(png, io::line_plot({raw, smooth}, {.width = 800, .height = 450, .log_y = true}));
 }
 
+// The batch each rank takes per micro-batch: --batch, or --global-batch
+// divided by ranks x accumulation (which must divide it exactly, so that
+// the same --global-batch trains on the same items on any rank count).
+int64_t per_rank_batch(const Flags& f, int64_t preset_batch, int ranks) {
+  if (!f.global_batch) return f.batch.value_or(preset_batch);
+  const int64_t shares = int64_t(ranks) * f.accumulation;
+  HAZE_REQUIRE(*f.global_batch % shares == 0, "--global-batch ", *f.global_batch, " does not divide into ", ranks,
+               " ranks x ", f.accumulation, " micro-batches (choose a multiple of ", shares, ")");
+  return *f.global_batch / shares;
+}
+
 template <class B, class P>
 int train(const Flags& f, examples::Ranks& ranks) {
   const bool writer = ranks.writer();
@@ -102,7 +114,7 @@ int train(const Flags& f, examples::Ranks& ranks) {
   }
   const int64_t steps = f.steps.value_or(preset.steps);
   const train::TrainerOptions options{
-      .batch_size = f.batch.value_or(preset.batch),
+      .batch_size = per_rank_batch(f, preset.batch, ranks.size()),
       .accumulation = f.accumulation,
       .lr = {.peak = f.lr.value_or(preset.lr), .warmup_steps = f.warmup.value_or(preset.warmup),
              .decay = train::LrSchedule::decay_by_name(f.decay), .total_steps = steps, .final_ratio = 0.05},
@@ -127,9 +139,10 @@ int train(const Flags& f, examples::Ranks& ranks) {
   }
   size_t parameter_count = 0;
   for (const auto& p : trainer.parameters()) parameter_count += size_t(p.value->numel());
-  say("model %s (%zu parameters), schedule %s, %s prediction, %lld items, batch %lld x %d x %d ranks\n",
+  say("model %s (%zu parameters), schedule %s, %s prediction, %lld items, batch %lld x %d x %d ranks = %lld\n",
       model_json.c_str(), parameter_count, schedule.description().c_str(), std::string(P::name).c_str(),
-      (long long)data.count(), (long long)options.batch_size, options.accumulation, ranks.size());
+      (long long)data.count(), (long long)options.batch_size, options.accumulation, ranks.size(),
+      (long long)(options.batch_size * options.accumulation * ranks.size()));
 
   std::optional<io::CsvLog> log;
   if (writer) log.emplace(f.log, std::vector<std::string>{"step", "loss", "grad_norm", "lr", "seconds", "images_per_second"}, f.resume);
@@ -192,7 +205,12 @@ int main(int argc, char** argv) {
   app.add_option("--steps", f.steps, "optimizer steps (default: the preset's)")->check(at_least(1));
   app.add_option("--minutes", f.minutes, "stop (and save) after this much wall time; 0: no limit")
       ->check(at_least(0));
-  app.add_option("--batch", f.batch, "batch size (default: the preset's)")->check(at_least(1));
+  auto* batch = app.add_option("--batch", f.batch, "batch size of each rank (default: the preset's)")
+                    ->check(at_least(1));
+  app.add_option("--global-batch", f.global_batch,
+                 "items per optimizer step over all ranks and micro-batches (instead of --batch)")
+      ->check(at_least(1))
+      ->excludes(batch);
   app.add_option("--accumulation", f.accumulation, "micro-batches per optimizer step")
       ->capture_default_str()
       ->check(at_least(1));
@@ -226,6 +244,10 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", f.resume, "continue from --checkpoint (its model and schedule)");
   app.add_flag("--any-order-sum", f.any_order_sum,
                "under mpirun: sum gradients with MPI_Allreduce (faster; the bits then depend on the rank count)");
+  app.add_option("--rank-timeout", f.rank_timeout,
+                 "under mpirun: seconds a rank waits for the others in a collective before the job fails")
+      ->capture_default_str()
+      ->check(in_range(1, 7 * 24 * 3600));
   app.add_option("--log", f.log, "CSV training log")->capture_default_str();
   app.add_option("--loss-png", f.loss_png, "loss curve picture")->capture_default_str();
   app.add_option("--seed", f.seed, "seed of the initialisation and all training randomness")
@@ -236,6 +258,7 @@ int main(int argc, char** argv) {
       ->check(known(examples::require_backend));
   return ranks.finish(examples::run_reporting_errors(app, argc, argv, [&] {
     ranks.require_transport();
+    ranks.set_timeout(std::chrono::milliseconds(int64_t(f.rank_timeout * 1000)));
     if (ranks.writer())
       examples::require_writable({{"--checkpoint", f.checkpoint}, {"--log", f.log}, {"--loss-png", f.loss_png}});
     examples::install_stop_handler();  // from here on Ctrl-C means: finish the step, save, exit

@@ -45,6 +45,8 @@ foreach(case "haze-train-fmnist --steps -5;--steps: must be >= 1, got -5"
              "haze-train-fmnist --schedule bogus;--schedule: schedule: unknown kind 'bogus' (known: linear, scaled_linear, cosine, sigmoid, sigmoid_beta)"
              "haze-train-fmnist --decay bogus;--decay: LrSchedule: unknown decay 'bogus' (known: constant, cosine)"
              "haze-train-fmnist --preset huge;--preset: unknown preset 'huge' (known: demo, full)"
+             "haze-train-fmnist --rank-timeout 0;--rank-timeout: must be in [1, 604800], got 0"
+             "haze-train-fmnist --global-batch 16 --batch 8;--batch excludes --global-batch"
              "haze-sample --n 0;--n: must be >= 1, got 0"
              "haze-sample --guidance nan;--guidance: must be >= 0, got nan"
              "haze-sample --sampler fast;--sampler: unknown sampler 'fast' (known: ddpm, ddim, euler, euler_a, heun, dpmpp2m, sde)"
@@ -233,6 +235,10 @@ if(EXISTS ${WORK}/model.safetensors.tmp-999999999-0)
   message(FATAL_ERROR "the stale temporary of a dead writer was not removed")
 endif()
 
+# --global-batch must split evenly into ranks x micro-batches.
+expect(1 "--global-batch 15 does not divide into 1 ranks x 2 micro-batches (choose a multiple of 2)"
+       ${BIN}/haze-train-fmnist --limit 64 --warmup 0 --global-batch 15 --accumulation 2 --steps 1)
+
 # Ctrl-C: the step in flight finishes, the checkpoint is saved, exit 0.
 expect(0 "interrupted at step" timeout --preserve-status -s INT 5 ${BIN}/haze-train-fmnist --limit 64 --batch 8
        --steps 1000000 --checkpoint ${WORK}/interrupted.safetensors --log ${WORK}/interrupted.csv
@@ -271,6 +277,15 @@ if(MPIEXEC)
   if(NOT two STREQUAL one)
     message(FATAL_ERROR "2 ranks and 1 rank with accumulation 2 wrote different checkpoints")
   endif()
+  # The same --global-batch trains on the same items on any rank count.
+  list(REMOVE_ITEM parallel_flags --batch 8)
+  expect(0 "batch 8 x 1 x 2 ranks = 16" ${MPIEXEC} -np 2 ${BIN}/haze-train-fmnist ${parallel_flags} --steps 3
+         --global-batch 16 --checkpoint ${WORK}/global_batch.safetensors)
+  file(SHA256 ${WORK}/global_batch.safetensors global)
+  if(NOT global STREQUAL one)
+    message(FATAL_ERROR "--global-batch 16 on 2 ranks and --batch 8 --accumulation 2 on 1 wrote different checkpoints")
+  endif()
+  set(parallel_flags ${tiny_flags} --checkpoint-every 0)
   expect(0 "resumed from ${WORK}/two_ranks.safetensors at step 3" ${BIN}/haze-train-fmnist ${parallel_flags}
          --steps 5 --accumulation 2 --resume --checkpoint ${WORK}/two_ranks.safetensors)
   expect(0 "resumed from ${WORK}/one_rank.safetensors at step 3" ${MPIEXEC} -np 2 ${BIN}/haze-train-fmnist
@@ -280,6 +295,22 @@ if(MPIEXEC)
   if(NOT two STREQUAL one)
     message(FATAL_ERROR "the resumed runs on 1 and 2 ranks wrote different checkpoints")
   endif()
+  # Ctrl-C on mpirun reaches every rank: they finish the step, agree to stop,
+  # and rank 0 saves a checkpoint that resumes.
+  # (mpirun forwards it as SIGTERM and kills the ranks 1 s later: the step
+  # and the save must fit in that second; docs/distributed.md.)
+  file(REMOVE ${WORK}/mpi_interrupted.csv)
+  execute_process(COMMAND ${CMAKE_CURRENT_LIST_DIR}/interrupt_group.sh ${WORK}/mpi_interrupted.csv
+                          ${MPIEXEC} -np 2 ${BIN}/haze-train-fmnist --limit 64 --batch 8 --warmup 0
+                          --steps 1000000 --checkpoint-every 0 --checkpoint ${WORK}/mpi_interrupted.safetensors
+                          --log ${WORK}/mpi_interrupted.csv --loss-png ${WORK}/mpi_interrupted.png
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT "${out}${err}" MATCHES "interrupted at step")
+    message(FATAL_ERROR "Ctrl-C on mpirun: exit ${rc}, no 'interrupted at step'\n${out}${err}")
+  endif()
+  message(STATUS "ok (exit ${rc}): Ctrl-C on mpirun")
+  expect(0 "resumed from ${WORK}/mpi_interrupted.safetensors" ${BIN}/haze-train-fmnist ${parallel_flags}
+         --resume --checkpoint ${WORK}/mpi_interrupted.safetensors --steps 1000000 --minutes 0.01)
   # An error ends every rank (MPI_Abort), instead of leaving one waiting.
   execute_process(COMMAND timeout 60 ${MPIEXEC} -np 2 ${BIN}/haze-train-fmnist --data ${WORK}/nowhere
                           ${parallel_flags} --steps 1 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

@@ -6,7 +6,11 @@
 #include <haze/haze.hpp>
 #include <haze/train/nccl_communicator.hpp>
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cstring>
+#include <filesystem>
 
 #include "test_support.hpp"
 
@@ -29,4 +33,20 @@ TEST_CASE("NcclCommunicator: one rank's sums and broadcast give its data back", 
     CHECK(wide.to_host() == std::vector<double>(values.begin(), values.end()));
   }
   CHECK_THROWS_WITH(one.broadcast(std::span<float>(), 1), haze::test::mentions("root 1 outside [0, 1)"));
+}
+
+TEST_CASE("NcclCommunicator: the id through a file is rank 0's, and one rank starts from it", "[device][nccl]") {
+  namespace fs = std::filesystem;
+  const fs::path path = fs::temp_directory_path() / ("haze-nccl-id-" + std::to_string(::getpid()));
+  fs::remove(path);
+  const ncclUniqueId made = haze::train::NcclCommunicator::unique_id_through_file(path, 0, std::chrono::seconds(1));
+  // What rank 1 of a job would read (in this process: one GPU, one rank).
+  const ncclUniqueId read = haze::train::NcclCommunicator::unique_id_through_file(path, 1, std::chrono::seconds(1));
+  fs::remove(path);
+  CHECK(std::memcmp(made.internal, read.internal, sizeof made.internal) == 0);
+  haze::train::NcclCommunicator one(read, 0, 1);
+  const std::vector<float> values = {1.0f, 2.0f, 3.0f};
+  auto data = haze::Tensor<float, Device>::from_host({3}, values);
+  one.sum_in_rank_order(std::span<float>(data.data(), 3));
+  CHECK(data.to_host() == values);
 }

@@ -150,7 +150,7 @@ struct Cpu {
   template <class F>
   static void in_batch_shares(int64_t n, const F& body) {
     std::exception_ptr error;
-    const int64_t threads = max_threads(), teams = std::clamp<int64_t>(n, 1, threads), team_threads = threads / teams;
+    [[maybe_unused]] const int64_t threads = max_threads(), teams = std::clamp<int64_t>(n, 1, threads), team_threads = threads / teams;
 #if defined(_OPENMP)
     // Teams of several threads need nested regions active; the setting is
     // global, so it is put back afterwards.

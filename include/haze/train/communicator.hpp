@@ -18,7 +18,31 @@
 #include <cstdint>
 #include <span>
 
+#include "haze/core/macros.hpp"
+
 namespace haze::train {
+
+namespace detail {
+
+// The addition every chunked transport does once it holds one chunk of
+// every rank's data, parts = [chunk of rank 0 | chunk of rank 1 | ...]:
+// summed[i] = ((parts[0][i] + parts[1][i]) + ...). MPI runs it on the host,
+// NCCL on the GPU, so the MPI tests check the GPU's arithmetic too. summed
+// may be parts itself (element i reads only index i of each rank's chunk).
+template <class T>
+struct SumChunksInRankOrder {
+  T* summed;
+  const T* parts;
+  int64_t chunk;
+  int ranks;
+  HAZE_HD void operator()(int64_t i) const {
+    T total = parts[i];
+    for (int r = 1; r < ranks; ++r) total = total + parts[int64_t(r) * chunk + i];
+    summed[i] = total;
+  }
+};
+
+}  // namespace detail
 
 class Communicator {
  public:

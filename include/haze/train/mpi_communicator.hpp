@@ -86,8 +86,8 @@ class MpiCommunicator final : public Communicator {
                          receive_at.data(), type, comm_, &request),
           "MPI_Ialltoallv");
     wait(request, "MPI_Ialltoallv");
-    for (int r = 1; r < size_; ++r)  // into rank 0's part: ((p_0 + p_1) + p_2) ...
-      for (int i = 0; i < mine; ++i) parts[size_t(i)] = parts[size_t(i)] + parts[size_t(r * mine + i)];
+    const detail::SumChunksInRankOrder<T> add{parts.data(), parts.data(), mine, size_};  // into rank 0's part
+    for (int i = 0; i < mine; ++i) add(i);
     check(MPI_Iallgatherv(parts.data(), mine, type, data.data(), send_counts.data(), send_at.data(), type, comm_,
                           &request),
           "MPI_Iallgatherv");

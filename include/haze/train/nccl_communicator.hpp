@@ -12,37 +12,33 @@
 // so the bits are MpiCommunicator's, LocalGroup's and one rank's with
 // accumulation. sum_any_order is ncclAllReduce (a ring or tree of NCCL's
 // choosing). Each rank needs the same ncclUniqueId: rank 0 makes one
-// (unique_id()) and the others get it by any channel (MPI_Bcast, a file).
+// (unique_id()) and the others get it over MPI (nccl_id_over_mpi.hpp) or
+// through a shared file (unique_id_through_file).
 //
-// Not yet: ncclCommAbort on a timeout (a rank that dies can leave the
-// others waiting in a collective until the job is killed).
+// Not yet: ncclCommAbort on a timeout. The collectives are queued without
+// the host waiting, so a rank that dies leaves the others blocked in their
+// next stream synchronisation until the launcher kills the job; a watchdog
+// thread polling ncclCommGetAsyncError is the way to add it.
 
 #include <nccl.h>
 
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "haze/backend/cuda/stream.hpp"
 #include "haze/backend/device.hpp"
 #include "haze/core/error.hpp"
 #include "haze/core/tensor.hpp"
 #include "haze/train/communicator.hpp"
+#include "haze/train/rendezvous_file.hpp"
 
 namespace haze::train {
 
 namespace detail {
-
-template <class T>
-struct SumChunksInRankOrder {  // summed[i] = ((parts[0][i] + parts[1][i]) + ...)
-  T* summed;
-  const T* parts;
-  int64_t chunk;
-  int ranks;
-  HAZE_HD void operator()(int64_t i) const {
-    T total = parts[i];
-    for (int r = 1; r < ranks; ++r) total = total + parts[int64_t(r) * chunk + i];
-    summed[i] = total;
-  }
-};
 
 inline void nccl_check(ncclResult_t result, const char* call) {
   HAZE_REQUIRE(result == ncclSuccess, "NcclCommunicator: ", call, " failed: ", ncclGetErrorString(result));
@@ -56,6 +52,22 @@ class NcclCommunicator final : public Communicator {
   static ncclUniqueId unique_id() {
     ncclUniqueId id;
     detail::nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    return id;
+  }
+
+  // The same id on every rank without MPI: rank 0 makes it and writes it
+  // to `path` (which must not exist yet); the others wait up to `timeout`
+  // for it there (rendezvous_file.hpp).
+  static ncclUniqueId unique_id_through_file(const std::filesystem::path& path, int rank,
+                                             std::chrono::milliseconds timeout) {
+    ncclUniqueId id;
+    if (rank == 0) {
+      id = unique_id();
+      publish_rendezvous(path, std::as_bytes(std::span(id.internal)));
+    } else {
+      const std::vector<std::byte> bytes = wait_for_rendezvous(path, sizeof id.internal, timeout);
+      std::memcpy(id.internal, bytes.data(), sizeof id.internal);
+    }
     return id;
   }
 
