@@ -221,6 +221,57 @@ TEST_CASE("ResBlock backward matches finite differences, time embedding included
   }
 }
 
+TEST_CASE("ResBlock backward with dropout matches finite differences through a fixed mask", "[nn][gradcheck][dropout]") {
+  // Every forward draws its mask from a fresh Generator{9}, so the mask is
+  // the same at every perturbed point and the block is a smooth function
+  // of x and temb: backward must route dy through that mask and its scale.
+  nn::ResBlock<double, Cpu> block(4, 8, 16, 2, 1e-5, 0.3);
+  haze::test::deterministic_init(block);
+  Tensor x = random_input({2, 4, 6, 5}, 1), temb = random_input({2, 16}, 2);
+  const auto forward = [&] {
+    haze::Generator gen{9};
+    return block.forward(x, temb, &gen);
+  };
+  haze::Generator first{9};
+  const auto without = block.infer(x, temb).to_host(), with = block.forward(x, temb, &first).to_host();
+  REQUIRE(without != with);  // the mask is on
+  const auto report = haze::verify::gradcheck<double, Cpu>(
+      block, {&x, &temb}, forward,
+      [&](const Tensor& dy) {
+        std::vector<Tensor> d;
+        d.push_back(block.backward(dy));
+        d.push_back(block.backward_temb().clone());
+        return d;
+      },
+      {.samples = 6});
+  std::ostringstream text;
+  text << report;
+  INFO(text.str());
+  CHECK(report.worst() < 1e-6);
+}
+
+TEST_CASE("Dropout masks keep a fraction 1 - p of the elements, scaled by 1 / (1 - p)", "[nn][dropout]") {
+  // n = 2^16 draws per p: the kept fraction has standard deviation
+  // sqrt(p (1 - p) / n) <= 0.002, so 0.01 is five of them; a mask that kept
+  // p instead of 1 - p, or forgot the scale, misses by >= 0.2.
+  const int64_t n = int64_t(1) << 16;
+  for (double p : {0.1, 0.3, 0.5}) {
+    CAPTURE(p);
+    haze::Tensor<float, Cpu> mask({n});
+    haze::ops::map_index(mask, nn::detail::DropoutMask<float>{7, 0, p, 0});
+    const auto values = mask.to_host();
+    int64_t kept = 0;
+    double sum = 0;
+    for (float v : values) {
+      REQUIRE((v == 0.0f || v == float(1 / (1 - p))));
+      kept += v != 0;
+      sum += v;
+    }
+    CHECK(double(kept) / double(n) == Approx(1 - p).margin(0.01));
+    CHECK(sum / double(n) == Approx(1).margin(0.01 / (1 - p)));  // the scale keeps the mean at 1
+  }
+}
+
 TEST_CASE("ResBlock dropout masks are reproducible and scaled", "[nn][dropout]") {
   nn::ResBlock<double, Cpu> block(4, 4, 8, 2, 1e-5, 0.5);
   haze::test::deterministic_init(block);

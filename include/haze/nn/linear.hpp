@@ -1,6 +1,6 @@
 #pragma once
 // Linear: y = x W^T + b, x [R, in], W [out, in], b [out], y [R, out].
-// backward: dW += dy^T x,  db += sum_rows dy,  dx = dy W.
+// backward: dW += dy^T x,  db += sum_columns dy (over the batch),  dx = dy W.
 
 #include "haze/nn/module.hpp"
 #include "haze/ops/gemm.hpp"
