@@ -18,15 +18,11 @@
 #include <cstdlib>
 #include <vector>
 
+#include "median.hpp"
+
 using namespace haze;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 int64_t parameter_count(const nn::UNetConfig& config) {
   nn::UNet<float, backend::Meta> shapes(config);

@@ -24,15 +24,11 @@
 #include <utility>
 #include <vector>
 
+#include "median.hpp"
+
 using namespace haze;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // Forwards to another communicator and adds up the wall time of its calls.
 class TimedCommunicator final : public train::Communicator {

@@ -3,9 +3,14 @@
 // error measure of gradcheck.hpp below 1e-6 at every sampled element.
 #include <haze/haze.hpp>
 #include <haze/nn/activation.hpp>
+#include <haze/nn/attention.hpp>
+#include <haze/nn/class_embedding.hpp>
 #include <haze/nn/conv2d.hpp>
 #include <haze/nn/group_norm.hpp>
 #include <haze/nn/linear.hpp>
+#include <haze/nn/res_block.hpp>
+#include <haze/nn/resample.hpp>
+#include <haze/nn/timestep_embedding.hpp>
 #include <haze/verify/gradcheck.hpp>
 
 #include <sstream>
@@ -43,6 +48,24 @@ void check_layer(Layer& layer, Shape input_shape, int samples = 12) {
   haze::test::deterministic_init(layer);
   Tensor x = random_input(input_shape, 42);
   const auto report = one_input_gradcheck(layer, x, samples);
+  std::ostringstream text;
+  text << report;
+  INFO(text.str());
+  CHECK(report.worst() < 1e-6);
+}
+
+// gradcheck of a ResBlock in x and temb, with `forward` running the block.
+template <class Forward>
+void check_res_block(nn::ResBlock<double, Cpu>& block, Tensor& x, Tensor& temb, const Forward& forward) {
+  const auto report = haze::verify::gradcheck<double, Cpu>(
+      block, {&x, &temb}, forward,
+      [&](const Tensor& dy) {
+        std::vector<Tensor> d;
+        d.push_back(block.backward(dy));
+        d.push_back(block.backward_temb().clone());
+        return d;
+      },
+      {.samples = 6});
   std::ostringstream text;
   text << report;
   INFO(text.str());
@@ -162,12 +185,6 @@ TEST_CASE("gradcheck catches a backward that is off by 0.1%", "[nn][gradcheck]")
   CHECK(report.entries[1].worst < 1e-6);   // the weight gradient is right
 }
 
-#include <haze/nn/attention.hpp>
-#include <haze/nn/class_embedding.hpp>
-#include <haze/nn/res_block.hpp>
-#include <haze/nn/resample.hpp>
-#include <haze/nn/timestep_embedding.hpp>
-
 TEST_CASE("Attention backward matches finite differences", "[nn][gradcheck]") {
   nn::Attention<double, Cpu> attention(8, 4, 2);  // two heads
   check_layer(attention, {2, 8, 4, 3}, 16);
@@ -205,19 +222,7 @@ TEST_CASE("ResBlock backward matches finite differences, time embedding included
     nn::ResBlock<double, Cpu> block(4, out_channels, 16, 2, 1e-5, 0.0, c.output_scale, c.scale_shift);
     haze::test::deterministic_init(block);
     Tensor x = random_input({2, 4, 6, 5}, 1), temb = random_input({2, 16}, 2);
-    const auto report = haze::verify::gradcheck<double, Cpu>(
-        block, {&x, &temb}, [&] { return block.forward(x, temb); },
-        [&](const Tensor& dy) {
-          std::vector<Tensor> d;
-          d.push_back(block.backward(dy));
-          d.push_back(block.backward_temb().clone());
-          return d;
-        },
-        {.samples = 6});
-    std::ostringstream text;
-    text << report;
-    INFO(text.str());
-    CHECK(report.worst() < 1e-6);
+    check_res_block(block, x, temb, [&] { return block.forward(x, temb); });
   }
 }
 
@@ -235,19 +240,7 @@ TEST_CASE("ResBlock backward with dropout matches finite differences through a f
   haze::Generator first{9};
   const auto without = block.infer(x, temb).to_host(), with = block.forward(x, temb, &first).to_host();
   REQUIRE(without != with);  // the mask is on
-  const auto report = haze::verify::gradcheck<double, Cpu>(
-      block, {&x, &temb}, forward,
-      [&](const Tensor& dy) {
-        std::vector<Tensor> d;
-        d.push_back(block.backward(dy));
-        d.push_back(block.backward_temb().clone());
-        return d;
-      },
-      {.samples = 6});
-  std::ostringstream text;
-  text << report;
-  INFO(text.str());
-  CHECK(report.worst() < 1e-6);
+  check_res_block(block, x, temb, forward);
 }
 
 TEST_CASE("Dropout masks keep a fraction 1 - p of the elements, scaled by 1 / (1 - p)", "[nn][dropout]") {
