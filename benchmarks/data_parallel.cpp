@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     // One rank talks to nobody: SingleRank, as haze-train-fmnist does.
     TimedCommunicator timed(world.size() > 1 ? static_cast<train::Communicator&>(world) : alone);
 
-    train::Dataset data{{1, 32, 32}, std::vector<float>(512 * 1024, 0.25f), {}};
+    train::Dataset data{{1, 32, 32}, std::vector<float>(512 * 1024), {}};
     for (size_t i = 0; i < data.values.size(); ++i) data.values[i] = float(i % 97) / 48.0f - 1.0f;
     nn::UNet<float, backend::Cpu> model(nn::UNetConfig::small());
     nn::init_parameters(model, 1);
